@@ -1,0 +1,170 @@
+"""Parameters and the small module system every layer and model builds on.
+
+A :class:`Module` owns :class:`Parameter` objects (``.data`` and ``.grad``)
+and child modules. Its ``forward`` caches what ``backward`` needs; there is
+no autograd, so a model's ``backward`` calls its children's ``backward`` in
+reverse order, each returning the gradient with respect to its input and
+accumulating into its parameters' ``.grad``.
+
+Parameters iterate as one flat name -> Parameter mapping
+(``named_parameters()``, names like ``rnn.weight_ih_l0``) that optimizers,
+clipping, gradient checks and checkpoints all share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .. import backend as B
+from ..backend import Array, Backend
+
+
+class Parameter:
+    """A trainable array and its accumulated gradient (same shape, device, dtype)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: Array) -> None:
+        self.data = data
+        self.grad = B.namespace(data).zeros_like(data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    def zero_grad(self) -> None:
+        self.grad = B.namespace(self.data).zeros_like(self.data)
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.shape}, dtype={self.data.dtype})"
+
+
+class Module:
+    """Base class: parameters, children, train/eval mode, device moves.
+
+    Subclasses assign ``Parameter`` and ``Module`` attributes in ``__init__``
+    (after ``super().__init__()``); they are registered in assignment order.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            self._parameters[name] = value
+        elif isinstance(value, Module):
+            self._modules[name] = value
+        object.__setattr__(self, name, value)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def backward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    # ---- parameters ---------------------------------------------------- #
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self._parameters.items():
+            yield prefix + name, p
+        for name, child in self._modules.items():
+            yield from child.named_parameters(prefix + name + ".")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        yield prefix.rstrip("."), self
+        for name, child in self._modules.items():
+            yield from child.named_modules(prefix + name + ".")
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def num_parameters(self) -> int:
+        return sum(int(_prod(p.shape)) for p in self.parameters())
+
+    # ---- state --------------------------------------------------------- #
+    def state_dict(self) -> dict[str, Array]:
+        """Name -> parameter array (on the module's device, not copied)."""
+        return {name: p.data for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Copy arrays (NumPy, any backend, or ``torch_tensor.numpy()``) in.
+
+        Each must have the parameter's shape; it is converted to the
+        parameter's device and dtype. ``strict`` requires the same key set.
+        """
+        params = dict(self.named_parameters())
+        if strict:
+            missing = sorted(set(params) - set(state))
+            unexpected = sorted(set(state) - set(params))
+            if missing or unexpected:
+                raise KeyError(
+                    f"state_dict: missing keys {missing}, unexpected keys {unexpected}"
+                )
+        for name, value in state.items():
+            if name not in params:
+                continue
+            p = params[name]
+            host = B.to_numpy(value)
+            if tuple(host.shape) != p.shape:
+                raise ValueError(
+                    f"state_dict[{name!r}]: expected shape {p.shape}, got {tuple(host.shape)}"
+                )
+            p.data = B.backend_of(p.data).asarray(host, dtype=p.data.dtype)
+            p.zero_grad()
+
+    # ---- modes and devices --------------------------------------------- #
+    def train(self, mode: bool = True) -> Module:
+        for _, m in self.named_modules():
+            object.__setattr__(m, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    def to(self, device: str | Backend | None = None, dtype: str | None = None) -> Module:
+        """Move parameters and gradients to ``device`` ('cpu', 'cuda', 'strict',
+        a :class:`Backend`) and/or cast them to ``dtype`` ('float32'/'float64')."""
+        for _, m in self.named_modules():
+            for p in m._parameters.values():
+                target = B.get_backend(device) if device is not None else B.backend_of(p.data)
+                dt = dtype or B.dtype_name(p.data)
+                p.data = target.asarray(p.data, dtype=dt)
+                p.grad = target.asarray(p.grad, dtype=dt)
+            m._clear_cache()
+        return self
+
+    def _clear_cache(self) -> None:
+        """Forget what the last forward cached (arrays on the old device)."""
+
+    @property
+    def backend(self) -> Backend:
+        """The backend holding this module's parameters (NumPy if it has none)."""
+        for p in self.parameters():
+            return B.backend_of(p.data)
+        return B.get_backend()
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, child in self._modules.items():
+            body = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {body}")
+        return "\n".join(lines) + (")" if len(lines) == 1 else "\n)")
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n

@@ -1,0 +1,290 @@
+"""Multi-layer, optionally bidirectional RNN / GRU / LSTM layers with PyTorch's API.
+
+    output, h_n = rnn(x, h0=None, lengths=None)        # RNN, GRU
+    output, (h_n, c_n) = lstm(x, (h0, c0), lengths)     # LSTM
+    dx, dh0 = rnn.backward(d_output, dh_n=None)          # BPTT, grads accumulate
+    dx, (dh0, dc0) = lstm.backward(d_output, (dh_n, dc_n))
+
+Shapes (time-major unless ``batch_first``): x (T, B, I), output (T, B, D·H),
+h_n (D·L, B, H) with index ``layer·D + direction``. Parameters carry PyTorch's
+names (``weight_ih_l0``, ``bias_hh_l1_reverse``...), shapes and
+initialisation U(-1/√H, 1/√H), so weights move between the two freely.
+
+Layer l reads the previous layer's output (both directions concatenated),
+with inverted dropout between layers in training mode. Each direction of
+each layer is one :func:`~scratchrnn.nn.scan.scan_forward` over its cell.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import backend as B
+from ..backend import Array, Generator
+from ..cells import GRU_CELL, LSTM_CELL, CellParams, CellSpec, elman_spec
+from . import checks
+from .module import Module, Parameter
+from .scan import Tape, scan_backward, scan_forward
+
+
+class RNNBase(Module):
+    """The shared machinery; use :class:`RNN`, :class:`GRU` or :class:`LSTM`."""
+
+    def __init__(self, cell: CellSpec, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, dtype: str = "float32",
+                 device: str | B.Backend | None = None, generator: Generator | None = None
+                 ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
+                            ("num_layers", num_layers)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
+            raise ValueError(f"dropout: expected a float in [0, 1), got {dropout!r}")
+        self.cell = cell
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.bidirectional = bias, batch_first, bidirectional
+        self.dropout = float(dropout)
+        self.num_directions = 2 if bidirectional else 1
+        self.generator = generator   # None: the library's default generator
+        self.record_hidden_grads = False
+        self.hidden_grads: dict[tuple[int, int], Array] = {}
+        self._clear_cache()
+
+        backend = B.get_backend(device)
+        init = generator or B.default_generator()
+        G, H, k = cell.gates, hidden_size, 1.0 / math.sqrt(hidden_size)
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else H * self.num_directions
+            for direction in range(self.num_directions):
+                sfx = self._suffix(layer, direction)
+                shapes = [("weight_ih", (G * H, layer_in)), ("weight_hh", (G * H, H))]
+                if bias:
+                    shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                for name, shape in shapes:   # PyTorch's order, so one seed = one init
+                    setattr(self, name + sfx,
+                            Parameter(init.uniform(-k, k, shape, backend, dtype)))
+
+    # ---- names and parameters ------------------------------------------ #
+    @staticmethod
+    def _suffix(layer: int, direction: int) -> str:
+        return f"_l{layer}" + ("_reverse" if direction == 1 else "")
+
+    def cell_params(self, layer: int, direction: int) -> CellParams:
+        """The arrays of one direction of one layer."""
+        sfx = self._suffix(layer, direction)
+        ps = self._parameters
+        return CellParams(
+            w_ih=ps["weight_ih" + sfx].data, w_hh=ps["weight_hh" + sfx].data,
+            b_ih=ps["bias_ih" + sfx].data if self.bias else None,
+            b_hh=ps["bias_hh" + sfx].data if self.bias else None,
+        )
+
+    def _accumulate(self, layer: int, direction: int, grads: CellParams) -> None:
+        sfx = self._suffix(layer, direction)
+        for name, g in (("weight_ih", grads.w_ih), ("weight_hh", grads.w_hh),
+                        ("bias_ih", grads.b_ih), ("bias_hh", grads.b_hh)):
+            if g is not None:
+                p = self._parameters[name + sfx]
+                p.grad = p.grad + g
+
+    def _clear_cache(self) -> None:
+        self._tapes: dict[tuple[int, int], Tape] = {}
+        self._drop_masks: dict[int, Array] = {}
+        self._batch = 0
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
+                              ("bidirectional", False)):
+            if getattr(self, name) != default:
+                s += f", {name}={getattr(self, name)}"
+        return s
+
+    # ---- forward ------------------------------------------------------- #
+    def _state_shape(self, batch: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+
+    def _initial_carry(self, h0: Any, batch: int, dtype: Any) -> tuple[Array, ...]:
+        backend = self.backend
+        shape = self._state_shape(batch)
+        if h0 is None:
+            return tuple(backend.xp.zeros(shape, dtype=dtype, device=backend.device)
+                         for _ in range(self.cell.carry_size))
+        names = ("h0",) if self.cell.carry_size == 1 else ("h0", "c0")
+        if self.cell.carry_size == 1:
+            h0 = (h0,)
+        elif not (isinstance(h0, (tuple, list)) and len(h0) == 2):
+            raise TypeError(f"h0: expected a tuple (h0, c0) for an LSTM, got {type(h0).__name__}")
+        for name, h in zip(names, h0):
+            checks.check_array(name, h, backend)
+            checks.check_shape(name, h, shape, "(num_layers·num_directions, batch, hidden_size)")
+            checks.check_float(name, h, dtype)
+            checks.check_finite(name, h)
+        return tuple(h0)
+
+    def _check_input(self, x: Any) -> Array:
+        backend = self.backend
+        checks.check_array("input", x, backend)
+        if x.ndim != 3:
+            order = "(batch, seq_len, input_size)" if self.batch_first else \
+                "(seq_len, batch, input_size)"
+            raise ValueError(f"input: expected a 3-D array {order}, got shape {tuple(x.shape)}")
+        dtype = self.cell_params(0, 0).w_ih.dtype
+        checks.check_float("input", x, dtype, hint=" (integer token ids go through an "
+                           "Embedding first)" if B.is_integer(x) else "")
+        if x.shape[2] != self.input_size:
+            raise ValueError(f"input: expected input_size (last dim) {self.input_size}, got "
+                             f"shape {tuple(x.shape)}")
+        checks.check_finite("input", x)
+        return x
+
+    def _run(self, x: Array, h0: Any, lengths: Any) -> tuple[Array, tuple[Array, ...]]:
+        xp = B.namespace(x)
+        x = self._check_input(x)
+        if self.batch_first:
+            x = xp.permute_dims(x, (1, 0, 2))                     # (T, B, I)
+        T, batch, _ = x.shape
+        carry0 = self._initial_carry(h0, batch, x.dtype)           # each (D·L, B, H)
+        mask = None if lengths is None else checks.lengths_to_mask(lengths, T, batch,
+                                                                   self.backend)
+        self._clear_cache()
+        self._batch = batch
+        finals: list[tuple[Array, ...]] = []
+        layer_in = x
+        for layer in range(self.num_layers):
+            outs = []
+            for d in range(self.num_directions):
+                idx = layer * self.num_directions + d
+                out, carry_n, tape = scan_forward(
+                    self.cell, layer_in, tuple(c[idx, ...] for c in carry0),
+                    self.cell_params(layer, d), mask, reverse=(d == 1))
+                self._tapes[(layer, d)] = tape
+                outs.append(out)
+                finals.append(carry_n)
+            layer_in = outs[0] if len(outs) == 1 else xp.concat(outs, axis=2)  # (T, B, D·H)
+            if self.training and self.dropout > 0 and layer < self.num_layers - 1:
+                keep = 1.0 - self.dropout
+                gen = self.generator or B.default_generator()
+                drop = gen.keep_mask(keep, layer_in.shape, self.backend, layer_in.dtype) / keep
+                self._drop_masks[layer] = drop
+                layer_in = layer_in * drop
+        output = xp.permute_dims(layer_in, (1, 0, 2)) if self.batch_first else layer_in
+        h_n = tuple(xp.stack([f[j] for f in finals], axis=0)
+                    for j in range(self.cell.carry_size))          # each (D·L, B, H)
+        return output, h_n
+
+    # ---- backward ------------------------------------------------------ #
+    def _run_backward(self, d_output: Any, dh_n: tuple[Any, ...]) -> tuple[Array, tuple]:
+        if not self._tapes:
+            raise RuntimeError("backward called before forward (or after .to())")
+        backend, xp = self.backend, self.backend.xp
+        T = self._tapes[(0, 0)].x.shape[0]
+        DH = self.num_directions * self.hidden_size
+        H = self.hidden_size
+        dtype = self._tapes[(0, 0)].x.dtype
+        shape = self._state_shape(self._batch)
+        if d_output is not None:
+            checks.check_array("d_output", d_output, backend)
+            want = (self._batch, T, DH) if self.batch_first else (T, self._batch, DH)
+            checks.check_shape("d_output", d_output, want, "(the forward output's shape)")
+            if self.batch_first:
+                d_output = xp.permute_dims(d_output, (1, 0, 2))   # (T, B, D·H)
+        for d in dh_n:
+            if d is not None:
+                checks.check_array("dh_n", d, backend)
+                checks.check_shape("dh_n", d, shape, "(the final state's shape)")
+        dcarry_n = tuple(
+            xp.zeros(shape, dtype=dtype, device=backend.device) if d is None else d
+            for d in dh_n)
+        dcarry0: list[Any] = [None] * (self.num_layers * self.num_directions)
+        d_in = d_output
+        for layer in reversed(range(self.num_layers)):
+            if d_in is not None and layer in self._drop_masks:
+                d_in = d_in * self._drop_masks[layer]
+            dx_sum = None
+            for d in range(self.num_directions):
+                idx = layer * self.num_directions + d
+                dout = None if d_in is None else d_in[:, :, d * H:(d + 1) * H]
+                dx, dc0, grads = scan_backward(
+                    self.cell, dout, tuple(c[idx, ...] for c in dcarry_n),
+                    self._tapes[(layer, d)], self.cell_params(layer, d),
+                    record=self.record_hidden_grads)
+                if self.record_hidden_grads:
+                    self.hidden_grads[(layer, d)] = self._tapes[(layer, d)].hidden_grads
+                self._accumulate(layer, d, grads)
+                dcarry0[idx] = dc0
+                dx_sum = dx if dx_sum is None else dx_sum + dx
+            d_in = dx_sum                                         # (T, B, I of layer)
+        dx = xp.permute_dims(d_in, (1, 0, 2)) if self.batch_first else d_in
+        dh0 = tuple(xp.stack([c[j] for c in dcarry0], axis=0)
+                    for j in range(self.cell.carry_size))
+        return dx, dh0
+
+
+class _HiddenStateRNN(RNNBase):
+    """Forward/backward for the cells whose state is h alone (Elman, GRU)."""
+
+    def forward(self, x: Array, h0: Array | None = None, lengths: Any = None
+                ) -> tuple[Array, Array]:
+        """x (T, B, I) -> output (T, B, D·H), h_n (D·L, B, H)."""
+        output, (h_n,) = self._run(x, h0, lengths)
+        return output, h_n
+
+    def backward(self, d_output: Array | None, dh_n: Array | None = None
+                 ) -> tuple[Array, Array]:
+        """∂L/∂output, ∂L/∂h_n -> ∂L/∂x, ∂L/∂h0; parameter gradients accumulate."""
+        dx, (dh0,) = self._run_backward(d_output, (dh_n,))
+        return dx, dh0
+
+
+class RNN(_HiddenStateRNN):
+    """Elman RNN: h_t = φ(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh), φ = tanh | relu.
+
+    ``RNN(input_size, hidden_size, num_layers=1, nonlinearity='tanh', bias=True,
+    batch_first=False, dropout=0.0, bidirectional=False, *, dtype, device, generator)``
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, **kwargs: Any) -> None:
+        super().__init__(elman_spec(nonlinearity), input_size, hidden_size, num_layers, bias,
+                         batch_first, dropout, bidirectional, **kwargs)
+        self.nonlinearity = nonlinearity
+
+
+class GRU(_HiddenStateRNN):
+    """Gated recurrent unit (PyTorch's equations; see :mod:`scratchrnn.cells.gru`)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, **kwargs: Any) -> None:
+        super().__init__(GRU_CELL, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, **kwargs)
+
+
+class LSTM(RNNBase):
+    """Long short-term memory (PyTorch's equations; see :mod:`scratchrnn.cells.lstm`)."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, **kwargs: Any) -> None:
+        super().__init__(LSTM_CELL, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, **kwargs)
+
+    def forward(self, x: Array, h0: tuple[Array, Array] | None = None, lengths: Any = None
+                ) -> tuple[Array, tuple[Array, Array]]:
+        """x (T, B, I) -> output (T, B, D·H), (h_n, c_n) each (D·L, B, H)."""
+        output, (h_n, c_n) = self._run(x, h0, lengths)
+        return output, (h_n, c_n)
+
+    def backward(self, d_output: Array | None,
+                 dh_n: tuple[Array | None, Array | None] | None = None
+                 ) -> tuple[Array, tuple[Array, Array]]:
+        """∂L/∂output, (∂L/∂h_n, ∂L/∂c_n) -> ∂L/∂x, (∂L/∂h0, ∂L/∂c0)."""
+        dx, (dh0, dc0) = self._run_backward(d_output, dh_n if dh_n is not None else (None, None))
+        return dx, (dh0, dc0)
