@@ -9,7 +9,8 @@ import pytest
 
 from scratchrnn import backend as B
 
-DATA = Path(os.environ.get("SCRATCHRNN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(os.environ.get("SCRATCHRNN_DATA",
+                           Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def available_backends() -> list[str]:

@@ -1,0 +1,225 @@
+"""Bad input gets an exception of the right type whose message names the
+argument and shows what was expected and what came."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+import scratchrnn as sr
+from scratchrnn import backend as B
+
+
+def gru(**kw):
+    return sr.GRU(3, 4, dtype="float64", **kw)
+
+
+def lstm(**kw):
+    return sr.LSTM(3, 4, dtype="float64", **kw)
+
+
+X = np.zeros((5, 2, 3))                         # (T, B, I) = (5, 2, 3)
+
+
+def esc(text: str) -> str:
+    return re.escape(text)
+
+
+# --------------------------------------------------------------------------- #
+# the input sequence
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (5, 2, 3, 1), (3,)])
+def test_wrong_rank(shape):
+    with pytest.raises(ValueError, match=esc("input: expected a 3-D array (seq_len, batch, "
+                                             f"input_size), got shape {shape}")):
+        gru()(np.zeros(shape))
+
+
+def test_wrong_rank_batch_first_names_that_order():
+    with pytest.raises(ValueError, match=esc("input: expected a 3-D array (batch, seq_len, "
+                                             "input_size), got shape (2, 3)")):
+        gru(batch_first=True)(np.zeros((2, 3)))
+
+
+def test_wrong_feature_size():
+    with pytest.raises(ValueError, match=esc("input: expected input_size (last dim) 3, got "
+                                             "shape (5, 2, 7)")):
+        lstm()(np.zeros((5, 2, 7)))
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+def test_integer_tokens_point_to_embedding(dtype):
+    with pytest.raises(TypeError, match=f"input: expected a floating-point array \\(float64\\), "
+                                        f"got dtype {dtype} .*Embedding"):
+        gru()(np.zeros((5, 2, 3), dtype=dtype))
+
+
+def test_boolean_input():
+    with pytest.raises(TypeError, match="input: expected a floating-point array .*got dtype bool"):
+        gru()(np.zeros((5, 2, 3), dtype=bool))
+
+
+def test_wrong_float_dtype():
+    with pytest.raises(TypeError, match=esc("input: expected dtype float64 (the parameters' "
+                                            "dtype), got float32")):
+        gru()(X.astype(np.float32))
+    with pytest.raises(TypeError, match="input: expected dtype float32 .* got float64"):
+        sr.RNN(3, 4)(X)                        # float32 module, float64 input
+
+
+def test_not_an_array():
+    with pytest.raises(TypeError, match="input: expected an array, got list"):
+        gru()(X.tolist())
+
+
+def test_nan_input_with_checks_on():
+    x = X.copy()
+    x[1, 0, 2] = np.nan
+    old = B.set_check_finite(True)
+    try:
+        with pytest.raises(ValueError, match="input: expected finite values, got NaN or Inf"):
+            gru()(x)
+        with pytest.raises(ValueError, match="h0: expected finite values, got NaN or Inf"):
+            gru()(X, np.full((1, 2, 4), np.inf))
+    finally:
+        B.set_check_finite(old)
+    if not old:                                # with checks off, NaN passes through
+        out, _ = gru()(x)
+        assert np.isnan(out[1:, 0]).all()
+
+
+# --------------------------------------------------------------------------- #
+# lengths
+# --------------------------------------------------------------------------- #
+
+
+def test_lengths_longer_than_T():
+    with pytest.raises(ValueError, match=esc("lengths: expected values in [0, 5] (T = 5), got "
+                                             "min 2, max 6")):
+        gru()(X, lengths=[6, 2])
+
+
+def test_lengths_negative():
+    with pytest.raises(ValueError, match=esc("lengths: expected values in [0, 5] (T = 5), got "
+                                             "min -1, max 3")):
+        gru()(X, lengths=[3, -1])
+
+
+@pytest.mark.parametrize("lengths, got", [([5], "(1,)"), ([5, 5, 5], "(3,)"),
+                                          ([[5, 5]], "(1, 2)"), (5, "()")])
+def test_lengths_wrong_shape(lengths, got):
+    with pytest.raises(ValueError, match=esc(f"lengths: expected shape (2,) (one per sequence), "
+                                             f"got {got}")):
+        gru()(X, lengths=lengths)
+
+
+def test_lengths_float():
+    with pytest.raises(TypeError, match="lengths: expected integers, got dtype float64"):
+        gru()(X, lengths=[5.0, 2.5])
+
+
+def test_lengths_batch_first_counts_the_batch_axis():
+    with pytest.raises(ValueError, match=esc("lengths: expected shape (5,)")):
+        gru(batch_first=True)(X, lengths=[2, 3])       # X is (B=5, T=2, I=3) here
+
+
+# --------------------------------------------------------------------------- #
+# initial states
+# --------------------------------------------------------------------------- #
+
+
+def test_h0_wrong_shape():
+    with pytest.raises(ValueError, match=esc("h0: expected shape (1, 2, 4) (num_layers·"
+                                             "num_directions, batch, hidden_size), got "
+                                             "(2, 2, 4)")):
+        gru()(X, np.zeros((2, 2, 4)))
+
+
+def test_h0_wrong_shape_bidirectional():
+    with pytest.raises(ValueError, match=esc("h0: expected shape (4, 2, 4)") + ".*got "
+                       + esc("(2, 2, 4)")):
+        gru(num_layers=2, bidirectional=True)(X, np.zeros((2, 2, 4)))
+
+
+def test_h0_wrong_dtype():
+    with pytest.raises(TypeError, match="h0: expected dtype float64 .* got float32"):
+        gru()(X, np.zeros((1, 2, 4), dtype=np.float32))
+
+
+@pytest.mark.parametrize("h0, got", [(np.zeros((1, 2, 4)), "ndarray"),
+                                     ([np.zeros((1, 2, 4))], "list"),
+                                     ((np.zeros((1, 2, 4)),) * 3, "tuple")])
+def test_lstm_h0_not_a_pair(h0, got):
+    with pytest.raises(TypeError, match=esc(f"h0: expected a tuple (h0, c0) for an LSTM, got "
+                                            f"{got}")):
+        lstm()(X, h0)
+
+
+def test_lstm_c0_wrong_shape():
+    with pytest.raises(ValueError, match=esc("c0: expected shape (1, 2, 4)") + ".*"
+                       + esc("got (1, 2, 5)")):
+        lstm()(X, (np.zeros((1, 2, 4)), np.zeros((1, 2, 5))))
+
+
+# --------------------------------------------------------------------------- #
+# backward arguments
+# --------------------------------------------------------------------------- #
+
+
+def test_d_output_wrong_shape():
+    layer = gru(bidirectional=True)
+    layer(X)
+    with pytest.raises(ValueError, match=esc("d_output: expected shape (5, 2, 8) (the forward "
+                                             "output's shape), got (5, 2, 4)")):
+        layer.backward(np.zeros((5, 2, 4)))
+
+
+def test_dh_n_wrong_shape():
+    layer = lstm()
+    layer(X)
+    with pytest.raises(ValueError, match=esc("dh_n: expected shape (1, 2, 4) (the final "
+                                             "state's shape), got (2, 4)")):
+        layer.backward(None, (None, np.zeros((2, 4))))
+
+
+# --------------------------------------------------------------------------- #
+# constructor arguments
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("kwargs, name, got", [
+    (dict(hidden_size=0), "hidden_size", "0"),
+    (dict(hidden_size=-3), "hidden_size", "-3"),
+    (dict(hidden_size=2.5), "hidden_size", "2.5"),
+    (dict(input_size=0), "input_size", "0"),
+    (dict(num_layers=0), "num_layers", "0"),
+    (dict(num_layers=True), "num_layers", "True"),
+])
+def test_bad_sizes(kwargs, name, got):
+    with pytest.raises(ValueError, match=esc(f"{name}: expected a positive int, got {got}")):
+        sr.LSTM(**{"input_size": 3, "hidden_size": 4, **kwargs})
+
+
+@pytest.mark.parametrize("dropout", [1.5, 1.0, -0.1, "0.5"])
+def test_bad_dropout(dropout):
+    with pytest.raises(ValueError, match=esc(f"dropout: expected a float in [0, 1), got "
+                                             f"{dropout!r}")):
+        sr.GRU(3, 4, dropout=dropout)
+
+
+def test_bad_nonlinearity():
+    with pytest.raises(ValueError, match=esc("nonlinearity: expected 'tanh' or 'relu', got "
+                                             "'sigmoid'")):
+        sr.RNN(3, 4, nonlinearity="sigmoid")
+
+
+def test_bad_dtype_and_device():
+    with pytest.raises(ValueError, match=esc("dtype: expected one of ('float32', 'float64'), "
+                                             "got 'float16'")):
+        sr.GRU(3, 4, dtype="float16")
+    with pytest.raises(ValueError, match="device: expected one of .* got 'tpu'"):
+        sr.GRU(3, 4, device="tpu")
