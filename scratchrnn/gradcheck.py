@@ -209,7 +209,11 @@ def _seed_away_from_relu_kink(case: LayerCase, be: B.Backend, seed: int) -> int:
     for candidate in range(seed, seed + 100):
         layer, x, h0, lengths, _, _ = _build(case, be, candidate)
         layer.generator = B.Generator(candidate + 1)
-        layer(x, h0, lengths=lengths)
+        fast = B.set_fast_paths(False)     # the portable Tape keeps x, h_prev, mask
+        try:
+            layer(x, h0, lengths=lengths)
+        finally:
+            B.set_fast_paths(fast)
         margin = float("inf")
         for (num, d), tape in layer._tapes.items():
             p = layer.cell_params(num, d)

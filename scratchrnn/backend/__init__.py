@@ -169,7 +169,7 @@ def backend_of(x: Array) -> Backend:
         return _numpy_backend()
     if array_api_compat.is_cupy_array(x):
         return Backend("cupy", namespace(x), x.device)
-    if array_api_compat.is_array_api_strict_namespace(namespace(x)):
+    if is_array(x) and array_api_compat.is_array_api_strict_namespace(namespace(x)):
         return Backend("array_api_strict", namespace(x), x.device)
     raise TypeError(f"expected a NumPy, CuPy or array_api_strict array, got {type(x).__name__}")
 
@@ -331,3 +331,7 @@ def to_numpy_dtype(dtype: Any) -> np.dtype:
 def dtype_name_of(dtype: Any) -> str:
     """``'float32'`` for any backend's float32 dtype object, and so on."""
     return str(to_numpy_dtype(dtype))
+
+
+# The fused CPU kernels (numba, optional) are switched here; see fast_scan.
+from .fast_scan import fast_paths_enabled, set_fast_paths  # noqa: E402,F401

@@ -21,7 +21,7 @@ import math
 from typing import Any
 
 from .. import backend as B
-from ..backend import Array, Generator
+from ..backend import Array, Generator, fast_scan
 from ..cells import GRU_CELL, LSTM_CELL, CellParams, CellSpec, elman_spec
 from . import checks
 from .module import Module, Parameter
@@ -34,8 +34,8 @@ class RNNBase(Module):
     def __init__(self, cell: CellSpec, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype: str = "float32",
-                 device: str | B.Backend | None = None, generator: Generator | None = None
-                 ) -> None:
+                 device: str | B.Backend | None = None, generator: Generator | None = None,
+                 checkpoint_every: int | bool | str | None = None) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
@@ -49,6 +49,10 @@ class RNNBase(Module):
         self.dropout = float(dropout)
         self.num_directions = 2 if bidirectional else 1
         self.generator = generator   # None: the library's default generator
+        if checkpoint_every is not None and checkpoint_every is not False:
+            fast_scan.segment_length(1, checkpoint_every)        # validates it
+        # keep every k-th state, recompute the rest in backward (True/'auto': k = ⌈√T⌉)
+        self.checkpoint_every = checkpoint_every
         self.record_hidden_grads = False
         self.hidden_grads: dict[tuple[int, int], Array] = {}
         self._clear_cache()
@@ -144,8 +148,8 @@ class RNNBase(Module):
         return x
 
     def _run(self, x: Array, h0: Any, lengths: Any) -> tuple[Array, tuple[Array, ...]]:
+        x = self._check_input(x)                                  # before namespace(x)
         xp = B.namespace(x)
-        x = self._check_input(x)
         if self.batch_first:
             x = xp.permute_dims(x, (1, 0, 2))                     # (T, B, I)
         T, batch, _ = x.shape
@@ -162,7 +166,8 @@ class RNNBase(Module):
                 idx = layer * self.num_directions + d
                 out, carry_n, tape = scan_forward(
                     self.cell, layer_in, tuple(c[idx, ...] for c in carry0),
-                    self.cell_params(layer, d), mask, reverse=(d == 1))
+                    self.cell_params(layer, d), mask, reverse=(d == 1),
+                    checkpoint_every=self.checkpoint_every)
                 self._tapes[(layer, d)] = tape
                 outs.append(out)
                 finals.append(carry_n)

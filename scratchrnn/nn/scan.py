@@ -16,6 +16,13 @@ product ``da_h W_hh`` stays inside the loop; after it, the weight gradients
 and ∂L/∂x are one product each over all steps:
 
     dW_ih = Σ_t da_x_t^T x_t      dW_hh = Σ_t da_h_t^T h_{t-1}      dx = da_x W_ih
+
+Two variants sit beside this loop. For NumPy arrays with numba installed,
+``backend.fast_scan`` runs the same equations with one fused kernel per step
+(``backend.set_fast_paths(False)`` turns it off). ``checkpoint_every=k``
+keeps only the carry entering every k-th step and replays each segment's
+forward in backward (:class:`SegmentReplay`): the tape shrinks from T steps
+to T/k carries + k steps, for one extra forward pass.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import backend as B
-from ..backend import Array
+from ..backend import Array, fast_scan
 from ..cells.base import Carry, CellParams, CellSpec
 
 
@@ -61,12 +68,17 @@ def input_projection(x: Array, p: CellParams) -> Array:
 
 
 def scan_forward(cell: CellSpec, x: Array, carry: Carry, p: CellParams,
-                 mask: Array | None = None, reverse: bool = False
+                 mask: Array | None = None, reverse: bool = False,
+                 checkpoint_every: int | bool | str | None = None
                  ) -> tuple[Array, Carry, Tape]:
     """Run ``cell`` over x (T, B, I) from ``carry`` (each (B, H)).
 
     Returns the outputs (T, B, H), the final carry and the tape for backward.
     """
+    if fast_scan.applies(cell.name, x):
+        return fast_scan.scan_forward(cell.name, x, carry, p, mask, reverse, checkpoint_every)
+    if checkpoint_every:
+        return scan_forward_checkpointed(cell, x, carry, p, mask, reverse, checkpoint_every)
     xp = B.namespace(x)
     T, Bn, _ = x.shape
     H = p.w_hh.shape[1]
@@ -97,6 +109,8 @@ def scan_backward(cell: CellSpec, dout: Array | None, dcarry: Carry, tape: Tape,
     Returns ∂L/∂x (T, B, I), ∂L/∂initial carry and the parameter gradients.
     With ``record`` the tape keeps ∂L/∂h_t for every t (``tape.hidden_grads``).
     """
+    if isinstance(tape, fast_scan.FastTape):
+        return fast_scan.scan_backward(tape, dout, dcarry, p, record)
     xp = B.namespace(tape.x)
     T, Bn, _ = tape.x.shape
     G_H = p.w_hh.shape[0]
@@ -131,3 +145,68 @@ def scan_backward(cell: CellSpec, dout: Array | None, dcarry: Carry, tape: Tape,
     )
     dx = xp.reshape(da_x_flat @ p.w_ih, tape.x.shape)             # (T, B, I)
     return dx, dcarry, grads
+
+
+# --------------------------------------------------------------------------- #
+# Checkpointed BPTT: keep every k-th carry, replay segments in backward.
+# --------------------------------------------------------------------------- #
+def scan_forward_checkpointed(cell: CellSpec, x: Array, carry: Carry, p: CellParams,
+                              mask: Array | None, reverse: bool,
+                              every: int | bool | str) -> tuple[Array, Carry, Tape]:
+    """:func:`scan_forward` run segment by segment, keeping only each segment's entry carry.
+
+    k = ``every`` (True or 'auto': ⌈√T⌉). The outputs and final carry are the
+    normal ones; the tape's caches are a :class:`SegmentReplay`.
+    """
+    xp = B.namespace(x)
+    T, Bn, _ = x.shape
+    k = fast_scan.segment_length(T, every)
+    out = xp.empty((T, Bn, p.w_hh.shape[1]), dtype=x.dtype, device=B.device_of(x))
+    starts: dict[int, Carry] = {}
+    for s0 in fast_scan.segment_starts(T, k, reverse):
+        s1 = min(s0 + k, T)
+        starts[s0] = carry
+        seg_mask = None if mask is None else mask[s0:s1, ...]
+        out[s0:s1, ...], carry, seg_tape = scan_forward(cell, x[s0:s1, ...], carry, p,
+                                                        seg_mask, reverse)
+    replay = SegmentReplay(cell, p, k, starts, kept=(s0, seg_tape))
+    tape = Tape(x, None, replay, mask, reverse)
+    replay.tape = tape
+    return out, carry, tape
+
+
+class SegmentReplay:
+    """``tape.caches`` of a checkpointed scan: asked for step t, it reruns the
+    forward of t's segment from its entry carry (the same computation, so the
+    same numbers) and fills that segment's rows of ``tape.h_prev``.
+    Backward visits segments in order, so each is replayed once."""
+
+    def __init__(self, cell: CellSpec, p: CellParams, k: int, starts: dict[int, Carry],
+                 kept: tuple[int, Tape]) -> None:
+        self.cell, self.p, self.k, self.starts = cell, p, k, starts
+        self.kept: tuple[int, Tape] | None = kept   # the last segment run, not replayed
+        self.tape: Tape | None = None
+        self.start, self.caches = -1, []
+
+    def __getitem__(self, t: int) -> Any:
+        s0 = t - t % self.k
+        if s0 != self.start:
+            self.caches = []                                  # free the previous segment
+            self.start, self.caches = s0, self._replay(s0)
+        return self.caches[t - s0]
+
+    def _replay(self, s0: int) -> list[Any]:
+        tape = self.tape
+        xp = B.namespace(tape.x)
+        s1 = min(s0 + self.k, tape.x.shape[0])
+        if self.kept is not None and self.kept[0] == s0:
+            seg, self.kept = self.kept[1], None
+        else:
+            seg_mask = None if tape.mask is None else tape.mask[s0:s1, ...]
+            _, _, seg = scan_forward(self.cell, tape.x[s0:s1, ...], self.starts[s0], self.p,
+                                     seg_mask, tape.reverse)
+        if tape.h_prev is None:
+            tape.h_prev = xp.empty(tape.x.shape[:2] + (seg.h_prev.shape[2],),
+                                   dtype=tape.x.dtype, device=B.device_of(tape.x))
+        tape.h_prev[s0:s1, ...] = seg.h_prev                  # (L, B, H)
+        return seg.caches

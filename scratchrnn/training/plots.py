@@ -1,0 +1,47 @@
+"""The loss-curve figure (matplotlib, headless)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .trainer import History
+
+
+def smooth(values: list[float], beta: float = 0.9) -> list[float]:
+    """Bias-corrected exponential moving average (as TensorBoard draws it)."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = beta * avg + (1.0 - beta) * v
+        out.append(avg / (1.0 - beta ** i))
+    return out
+
+
+def plot_history(history: History, path: str | os.PathLike, title: str = "") -> Path:
+    """Training loss (raw and smoothed) and validation loss against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    ax.plot(history.step, history.loss, color="tab:blue", alpha=0.25, lw=0.8,
+            label="training loss")
+    ax.plot(history.step, smooth(history.loss), color="tab:blue", lw=1.6,
+            label="training loss (smoothed)")
+    val = [(v["step"], v["val_loss"]) for v in history.val if "val_loss" in v]
+    if val:
+        ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", lw=1.6,
+                ms=4, label="validation loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

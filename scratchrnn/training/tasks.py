@@ -1,0 +1,195 @@
+"""What the trainer trains: one class per shape of problem.
+
+A task owns its data and knows how to run one training step on a batch
+(forward, loss, backward: gradients accumulate in the model) and how to
+evaluate. The :class:`~scratchrnn.training.trainer.Trainer` only loops.
+
+* :class:`LanguageModelTask` -- TBPTT windows; the final state of each window
+  is the initial state of the next (as a constant: no gradient flows back
+  across the window boundary) and is reset to zero at each epoch start.
+* :class:`ClassificationTask` -- padded token sequences with lengths,
+  shuffled per (seed, epoch); evaluation reports loss and accuracy.
+* :class:`RegressionTask` -- real-valued series (T, N, I) with targets
+  (N, O) or (T, N, O), mean squared error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .. import backend as B
+from ..backend import Array, Backend
+from ..data.batching import LMBatches, batch_indices, pad_batch
+from ..losses import CrossEntropyLoss, MSELoss
+from ..nn.module import Module
+
+
+@dataclass(slots=True)
+class StepResult:
+    loss: float        # the batch's mean loss
+    tokens: int        # items the loss averaged over (target tokens, sequences)
+
+
+def _carry_arrays(state: Any) -> dict[str, Array]:
+    """A recurrent state (h_n or (h_n, c_n)) as named arrays for a checkpoint."""
+    if state is None:
+        return {}
+    parts = state if isinstance(state, tuple) else (state,)
+    return {f"state{i}": a for i, a in enumerate(parts)}
+
+
+class Task:
+    """Interface: ``batches(epoch)``, ``start_epoch()``, ``train_step``, ``evaluate``."""
+
+    def batches(self, epoch: int) -> Sequence[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def start_epoch(self) -> None:
+        """Called before the first batch of every epoch."""
+
+    def train_step(self, model: Module, batch: Any) -> StepResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def evaluate(self, model: Module) -> dict[str, float]:  # pragma: no cover
+        raise NotImplementedError
+
+    def state_arrays(self) -> dict[str, Array]:
+        """Arrays that a checkpoint must keep to resume mid-epoch."""
+        return {}
+
+    def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
+        """Restore :meth:`state_arrays`."""
+
+
+class LanguageModelTask(Task):
+    """Next-token prediction with truncated BPTT over a token stream."""
+
+    def __init__(self, train_ids: Sequence[int], val_ids: Sequence[int] | None,
+                 batch_size: int, seq_len: int, backend: Any = None,
+                 max_val_windows: int | None = None) -> None:
+        self.train = LMBatches(train_ids, batch_size, seq_len, backend)
+        self.val = None
+        if val_ids is not None and len(val_ids) >= 2 * batch_size:
+            self.val = LMBatches(val_ids, batch_size, seq_len, backend)
+        self.max_val_windows = max_val_windows
+        self.loss = CrossEntropyLoss()
+        self.state: Any = None        # carried across windows: h_n or (h_n, c_n)
+
+    def batches(self, epoch: int) -> Sequence[int]:
+        return range(len(self.train))
+
+    def start_epoch(self) -> None:
+        self.state = None
+
+    def train_step(self, model: Module, batch: int) -> StepResult:
+        w = self.train.window(batch)
+        logits, self.state = model(w.x, self.state)                       # (L, B, V)
+        loss = self.loss(logits, w.y)
+        model.backward(self.loss.backward())
+        return StepResult(B.to_scalar(loss), int(w.y.shape[0] * w.y.shape[1]))
+
+    def evaluate(self, model: Module) -> dict[str, float]:
+        """Mean cross-entropy per token over the validation stream (state carried)."""
+        if self.val is None:
+            return {}
+        was_training = model.training
+        model.eval()
+        total, count, state = 0.0, 0, None
+        n = len(self.val) if self.max_val_windows is None else \
+            min(len(self.val), self.max_val_windows)
+        for i in range(n):
+            w = self.val.window(i)
+            logits, state = model(w.x, state)
+            k = int(w.y.shape[0] * w.y.shape[1])
+            total += B.to_scalar(self.loss(logits, w.y)) * k
+            count += k
+        model.train(was_training)
+        return {"val_loss": total / count}
+
+    def state_arrays(self) -> dict[str, Array]:
+        return _carry_arrays(self.state)
+
+    def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
+        n = sum(1 for k in arrays if k.startswith("state"))
+        parts = [backend.asarray(arrays[f"state{i}"]) for i in range(n)]
+        self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+
+
+class ClassificationTask(Task):
+    """Variable-length token sequences -> class labels."""
+
+    def __init__(self, train: Sequence[tuple[Sequence[int], int]],
+                 val: Sequence[tuple[Sequence[int], int]] | None, batch_size: int,
+                 seed: int = 0, pad_id: int = 0, backend: Any = None) -> None:
+        self.train_set, self.val_set = list(train), list(val or [])
+        self.batch_size, self.seed, self.pad_id = batch_size, seed, pad_id
+        self.backend = B.get_backend(backend)
+        self.loss = CrossEntropyLoss()
+
+    def batches(self, epoch: int) -> Sequence[list[int]]:
+        return batch_indices(len(self.train_set), self.batch_size, True, self.seed, epoch)
+
+    def _tensors(self, items: Sequence[tuple[Sequence[int], int]]) -> tuple[Array, ...]:
+        ids, lengths = pad_batch([s for s, _ in items], self.pad_id, self.backend)
+        labels = self.backend.asarray([int(y) for _, y in items])
+        return ids, lengths, labels
+
+    def train_step(self, model: Module, batch: list[int]) -> StepResult:
+        ids, lengths, labels = self._tensors([self.train_set[i] for i in batch])
+        loss = self.loss(model(ids, lengths), labels)                     # logits (B, C)
+        model.backward(self.loss.backward())
+        return StepResult(B.to_scalar(loss), len(batch))
+
+    def evaluate(self, model: Module) -> dict[str, float]:
+        """Mean loss and accuracy over the validation set."""
+        if not self.val_set:
+            return {}
+        was_training = model.training
+        model.eval()
+        xp = self.backend.xp
+        total, correct = 0.0, 0
+        for start in range(0, len(self.val_set), self.batch_size):
+            items = self.val_set[start:start + self.batch_size]
+            ids, lengths, labels = self._tensors(items)
+            logits = model(ids, lengths)
+            total += B.to_scalar(self.loss(logits, labels)) * len(items)
+            correct += int(B.to_scalar(xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels,
+                                                        xp.int64))))
+        model.train(was_training)
+        n = len(self.val_set)
+        return {"val_loss": total / n, "val_accuracy": correct / n}
+
+
+class RegressionTask(Task):
+    """Real-valued series x (T, N, I) -> targets y (N, O) or (T, N, O), MSE."""
+
+    def __init__(self, x: Array, y: Array, x_val: Array | None = None,
+                 y_val: Array | None = None, batch_size: int = 32, seed: int = 0) -> None:
+        self.x, self.y, self.x_val, self.y_val = x, y, x_val, y_val
+        self.batch_size, self.seed = batch_size, seed
+        self.loss = MSELoss()
+
+    def _take(self, a: Array, idx: list[int]) -> Array:
+        xp = B.namespace(a)
+        where = B.backend_of(a).asarray(idx)
+        return xp.take(a, where, axis=a.ndim - 2)      # the batch axis: (T, n, ·) or (n, ·)
+
+    def batches(self, epoch: int) -> Sequence[list[int]]:
+        return batch_indices(self.x.shape[1], self.batch_size, True, self.seed, epoch)
+
+    def train_step(self, model: Module, batch: list[int]) -> StepResult:
+        pred = model(self._take(self.x, batch))
+        loss = self.loss(pred, self._take(self.y, batch))
+        model.backward(self.loss.backward())
+        return StepResult(B.to_scalar(loss), len(batch))
+
+    def evaluate(self, model: Module) -> dict[str, float]:
+        if self.x_val is None:
+            return {}
+        was_training = model.training
+        model.eval()
+        loss = B.to_scalar(self.loss(model(self.x_val), self.y_val))
+        model.train(was_training)
+        return {"val_loss": loss}
