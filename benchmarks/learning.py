@@ -83,7 +83,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--clip", type=float, default=5.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
+    ap.add_argument("--threads", type=int, default=2,
                     help="BLAS threads for both libraries (threadpoolctl / torch)")
     ap.add_argument("--data", default=None, help="path to input.txt or its data folder")
     args = ap.parse_args()

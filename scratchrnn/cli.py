@@ -97,9 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict (cpu)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=_positive_int, default=1,
-                   help="BLAS threads on the CPU (1: the per-step products are small, and "
-                   "more threads only contend; needs threadpoolctl)")
+    t.add_argument("--threads", type=_positive_int, default=None,
+                   help="limit the CPU's BLAS threads (default: BLAS's own choice; 1 helps "
+                   "when other jobs share the cores; needs threadpoolctl)")
     t.add_argument("--val-fraction", type=_float_in(0.0, 0.5, low_open=True), default=0.05,
                    help="the last part of the text kept for validation (0.05)")
     t.add_argument("--eval-every", type=_positive_int, default=100,
@@ -249,12 +249,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _blas_threads(n: int) -> Any:
-    """Limit NumPy's BLAS to ``n`` threads while training (a no-op without threadpoolctl)."""
+def _blas_threads(n: int | None) -> Any:
+    """Limit NumPy's BLAS to ``n`` threads while training (None: leave it alone)."""
+    if n is None:
+        return contextlib.nullcontext()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        return contextlib.nullcontext()
+        raise ValueError("--threads: needs threadpoolctl (pip install threadpoolctl)") from None
     return threadpool_limits(limits=n, user_api="blas")
 
 

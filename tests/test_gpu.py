@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def restore_switch():
+def restore_switch(monkeypatch):
+    monkeypatch.setenv("SCRATCHRNN_CUPY_KERNELS", "1")   # opt in to the fused CuPy kernels
     old = B.fast_paths_enabled()
     yield
     B.set_fast_paths(old)

@@ -90,8 +90,8 @@ def _layer_for(case):
 
 def build(cls, seed: int, T=4, N=3, I=3, H=3, lengths=None, **kw):
     """A float64 layer with random parameters, input, h0 and upstream gradients."""
-    be = B.get_backend("numpy")
-    layer = cls(I, H, dtype="float64", generator=B.Generator(seed), **kw)
+    be = B.get_backend()           # SCRATCHRNN_BACKEND, numpy by default
+    layer = cls(I, H, dtype="float64", generator=B.Generator(seed), device=be, **kw)
     gen = B.Generator(seed + 1)
     for _, p in layer.named_parameters():
         p.data = gen.uniform(-0.8, 0.8, p.shape, be, "float64")
@@ -112,9 +112,10 @@ def layer_errors(layer, x, h0, R, S, lengths=None, directional=False):
 
     def loss() -> float:
         out, hn = layer(x, state, lengths=lengths)
-        total = float((out * R).sum())
+        xp = B.namespace(out)
+        total = B.to_scalar(xp.sum(out * R))
         for f, s in zip(hn if is_lstm else (hn,), S):
-            total += float((f * s).sum())
+            total += B.to_scalar(xp.sum(f * s))
         return total
 
     layer.zero_grad()
@@ -165,11 +166,12 @@ def test_check_gradients_flags_a_wrong_gradient():
 
     def loss() -> float:
         out, hn = layer(x, h0[0])
-        return float((out * R).sum() + (hn * S[0]).sum())
+        xp = B.namespace(out)
+        return B.to_scalar(xp.sum(out * R) + xp.sum(hn * S[0]))
 
     loss()
     layer.backward(R, S[0])
-    wrong = layer.bias_hh_l0.grad.copy()
+    wrong = B.to_numpy(layer.bias_hh_l0.grad).copy()
     wrong[5] += 1e-3                              # one entry of the candidate block
     errors = check_gradients(loss, {"bias_hh_l0": layer.bias_hh_l0.data},
                              {"bias_hh_l0": wrong})

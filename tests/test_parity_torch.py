@@ -83,7 +83,11 @@ def make_data(cfg: dict, dtype: str, seed: int):
 
 
 def run_ours(layer, cfg, x, h0, R, S):
+    """Our forward/backward on the layer's backend (SCRATCHRNN_BACKEND), results on the host."""
     is_lstm = cfg["kind"] == "lstm"
+    be = layer.backend
+    x, R, S = be.asarray(x), be.asarray(R), tuple(be.asarray(s) for s in S)
+    h0 = None if h0 is None else tuple(be.asarray(h) for h in h0)
     layer.zero_grad()
     out, hn = layer(x, None if h0 is None else (h0 if is_lstm else h0[0]),
                     lengths=cfg["lengths"])
@@ -96,7 +100,7 @@ def run_ours(layer, cfg, x, h0, R, S):
             result[name] = a
     for name, p in layer.named_parameters():
         result["grad " + name] = p.grad
-    return result
+    return {k: B.to_numpy(v) for k, v in result.items()}
 
 
 def run_torch(layer, cfg, x, h0, R, S):
@@ -153,7 +157,8 @@ def check_both_directions(cfg: dict, dtype: str, tol: float, seed: int) -> None:
     label = f"{cfg}"
 
     # ours -> torch
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(B.to_numpy(v))
+                            for k, v in ours.state_dict().items()})
     compare(run_ours(ours, cfg, x, h0, R, S), run_torch(theirs, cfg, x, h0, R, S), dtype, tol,
             "ours->torch " + label)
 
@@ -201,18 +206,21 @@ def test_dropout_in_eval_mode_matches(kind):
     cfg = dict(kind=kind, T=5, N=3, I=4, H=3, num_layers=3, bidirectional=True,
                batch_first=True, bias=True, h0=True, lengths=[5, 2, 4])
     ours, theirs = make_pair(cfg, "float64", dropout=0.5, seed=3)
-    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    theirs.load_state_dict({k: torch.from_numpy(B.to_numpy(v))
+                            for k, v in ours.state_dict().items()})
     ours.eval()
     theirs.eval()
     x, h0, R, S = make_data(cfg, "float64", 4)
     compare(run_ours(ours, cfg, x, h0, R, S), run_torch(theirs, cfg, x, h0, R, S),
             "float64", 1e-9, f"eval dropout {kind}")
     # and in training mode the outputs do differ from eval mode (dropout is active)
+    be = ours.backend
+    x, h0 = be.asarray(x), tuple(be.asarray(h) for h in h0)
     ours.train()
     out_train, _ = ours(x, h0 if kind == "lstm" else h0[0], lengths=cfg["lengths"])
     ours.eval()
     out_eval, _ = ours(x, h0 if kind == "lstm" else h0[0], lengths=cfg["lengths"])
-    assert np.abs(out_train - out_eval).max() > 1e-3
+    assert np.abs(B.to_numpy(out_train) - B.to_numpy(out_eval)).max() > 1e-3
 
 
 @pytest.mark.parametrize("cls, tcls, G", [(sr.RNN, "RNN", 1), (sr.GRU, "GRU", 3),

@@ -16,10 +16,12 @@ holds them equal), organised for speed:
   summed inside the backward kernels.
 
 Picked automatically for NumPy float32/float64 inputs when numba is installed
-(``pip install scratchrnn[fast]``), and for CuPy arrays, where the kernels
-are :mod:`scratchrnn.backend.cupy_cells` (same signatures, one CUDA
-elementwise kernel per step each way). :func:`set_fast_paths` or the
-environment variable ``SCRATCHRNN_FAST=0`` forces the portable path.
+(``pip install scratchrnn[fast]``). For CuPy arrays the kernels are
+:mod:`scratchrnn.backend.cupy_cells` (same signatures, one CUDA elementwise
+kernel per step each way); they have not yet run on a GPU, so they are
+opt-in with ``SCRATCHRNN_CUPY_KERNELS=1`` until ``pytest -m gpu`` has passed
+on a device, and CuPy otherwise runs the portable path. :func:`set_fast_paths`
+or the environment variable ``SCRATCHRNN_FAST=0`` forces the portable path.
 
 ``checkpoint_every`` keeps only the carry entering every k-th step; backward
 recomputes each segment from it (see :func:`segment_length`).
@@ -66,15 +68,21 @@ def _is_cupy(x: Any) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
+def cupy_kernels_enabled() -> bool:
+    """The CuPy fused kernels are opt-in (``SCRATCHRNN_CUPY_KERNELS=1``) until
+    verified on a GPU; see the module docstring."""
+    return os.environ.get("SCRATCHRNN_CUPY_KERNELS", "0").strip() == "1"
+
+
 def applies(cell_name: str, x: Any) -> bool:
     """Whether the fused path runs ``cell_name`` on ``x``: NumPy float32/64 arrays
-    when numba is installed, or CuPy arrays."""
+    when numba is installed, or CuPy arrays when the CuPy kernels are opted in."""
     if not (_enabled and cell_name in _SUPPORTED and getattr(x, "ndim", 0) == 3
             and x.size > 0 and str(x.dtype) in ("float32", "float64")):
         return False
     if isinstance(x, np.ndarray):
         return numba_available()
-    return _is_cupy(x)
+    return _is_cupy(x) and cupy_kernels_enabled()
 
 
 def _kernels(x: Any) -> Any:

@@ -66,73 +66,32 @@ def _check_dpooled(dpooled: Array, h_shape: tuple[int, ...], backend: Backend) -
 
 
 @dataclass(slots=True)
-class SelectCache:
-    s: Array                        # (T, B, 1) 1.0 at the selected step, else 0.0
+class WeightsCache:
+    w: Array                        # (T, B, 1) the fixed weight of each step
     H: int
 
 
-class LastPool(Module):
-    """pooled_b = h at the last valid step of sequence b (t = length_b - 1, or T - 1).
-
-    Written as a selection s_tb = m_tb (1 - m_{t+1,b}) so that
-    pooled = Σ_t s_t ⊙ h_t and dh_t = s_t ⊙ dpooled (zero off the selected step).
-    """
+class _WeightedSumPool(Module):
+    """pooled_b = Σ_t w_tb h_tb with weights w that do not depend on h, so
+    dh_tb = w_tb dpooled_b. Subclasses choose w from the validity mask m."""
 
     def __init__(self) -> None:
         super().__init__()
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache: SelectCache | None = None
+        self._cache: WeightsCache | None = None
+
+    def _weights(self, m: Array) -> Array:
+        """(T, B, 1) mask m_tb -> (T, B, 1) weights w_tb."""
+        raise NotImplementedError
 
     def forward(self, h: Array, lengths: Any = None) -> Array:
         """h (T, B, H), lengths (B,) or None -> pooled (B, H)."""
         backend = _check_h(h)
-        xp = backend.xp
-        T, Bn, _ = h.shape
-        m = valid_steps(h, lengths, backend)                               # (T, B, 1)
-        after = xp.concat([m[1:, ...], xp.zeros((1, Bn, 1), dtype=h.dtype,
-                                                device=backend.device)], axis=0)
-        s = m * (1.0 - after)                                              # (T, B, 1)
-        self._cache = SelectCache(s, h.shape[2])
-        return xp.sum(s * h, axis=0)                                       # (B, H)
-
-    def backward(self, dpooled: Array) -> Array:
-        """dpooled (B, H) -> dh (T, B, H)."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward")
-        T, Bn, _ = k.s.shape
-        _check_dpooled(dpooled, (T, Bn, k.H), B.backend_of(k.s))
-        return k.s * dpooled[None, ...]                                    # (T, B, H)
-
-
-@dataclass(slots=True)
-class MeanCache:
-    w: Array                        # (T, B, 1) m_tb / n_b
-    H: int
-
-
-class MeanPool(Module):
-    """pooled_b = Σ_t m_tb h_tb / n_b with n_b = Σ_t m_tb (the number of valid steps);
-    dh_tb = m_tb dpooled_b / n_b."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._clear_cache()
-
-    def _clear_cache(self) -> None:
-        self._cache: MeanCache | None = None
-
-    def forward(self, h: Array, lengths: Any = None) -> Array:
-        """h (T, B, H), lengths (B,) or None -> pooled (B, H)."""
-        backend = _check_h(h)
-        xp = backend.xp
-        m = valid_steps(h, lengths, backend)                               # (T, B, 1)
-        n = xp.sum(m, axis=0)                                              # (B, 1)
-        w = m / n[None, ...]                                               # (T, B, 1)
-        self._cache = MeanCache(w, h.shape[2])
-        return xp.sum(w * h, axis=0)                                       # (B, H)
+        w = self._weights(valid_steps(h, lengths, backend))                # (T, B, 1)
+        self._cache = WeightsCache(w, h.shape[2])
+        return backend.xp.sum(w * h, axis=0)                               # (B, H)
 
     def backward(self, dpooled: Array) -> Array:
         """dpooled (B, H) -> dh (T, B, H)."""
@@ -142,6 +101,28 @@ class MeanPool(Module):
         T, Bn, _ = k.w.shape
         _check_dpooled(dpooled, (T, Bn, k.H), B.backend_of(k.w))
         return k.w * dpooled[None, ...]                                    # (T, B, H)
+
+
+class LastPool(_WeightedSumPool):
+    """pooled_b = h at the last valid step of sequence b (t = length_b - 1, or T - 1).
+
+    Written as a selection w_tb = m_tb (1 - m_{t+1,b}) so that
+    pooled = Σ_t w_t ⊙ h_t and dh_t = w_t ⊙ dpooled (zero off the selected step).
+    """
+
+    def _weights(self, m: Array) -> Array:
+        xp = B.namespace(m)
+        after = xp.concat([m[1:, ...], xp.zeros_like(m[:1, ...])], axis=0)  # m_{t+1}
+        return m * (1.0 - after)                                           # (T, B, 1)
+
+
+class MeanPool(_WeightedSumPool):
+    """pooled_b = Σ_t m_tb h_tb / n_b with n_b = Σ_t m_tb (the number of valid steps);
+    dh_tb = m_tb dpooled_b / n_b."""
+
+    def _weights(self, m: Array) -> Array:
+        n = B.namespace(m).sum(m, axis=0)                                  # (B, 1)
+        return m / n[None, ...]                                            # (T, B, 1)
 
 
 @dataclass(slots=True)
