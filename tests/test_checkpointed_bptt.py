@@ -13,6 +13,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from layer_results import collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -55,16 +56,7 @@ def run(cell: str, path: str, every, *, lengths=None, bidirectional=False, num_l
     out, h_n = layer(x, state, lens)
     d_out = be.asarray(rng.standard_normal(tuple(out.shape)), dtype=dtype)
     dx, dh0 = layer.backward(d_out)
-    res = {"out": out, "dx": dx}
-    for j, a in enumerate(h_n if isinstance(h_n, tuple) else (h_n,)):
-        res[f"h_n{j}"] = a
-    for j, a in enumerate(dh0 if isinstance(dh0, tuple) else (dh0,)):
-        res[f"dh0_{j}"] = a
-    for name, p in layer.named_parameters():
-        res["grad " + name] = p.grad
-    for key, g in layer.hidden_grads.items():
-        res[f"dh_t {key}"] = g
-    res = {k: B.to_numpy(v) for k, v in res.items()}
+    res = collect_results(layer, out, h_n, dx, dh0)
     res["_tapes"] = layer._tapes
     return res
 

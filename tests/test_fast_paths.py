@@ -14,6 +14,7 @@ import sys
 
 import numpy as np
 import pytest
+from layer_results import collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -64,16 +65,7 @@ def run_layer(cell: str, dtype: str, fast: bool, *, lengths=None, bidirectional=
     dh_n = rng.standard_normal((num_layers * D, BATCH, H)).astype(dtype)
     dx, dh0 = layer.backward(d_out, (dh_n, dh_n[::-1].copy()) if cell == "lstm" else dh_n)
     tape_types = {type(t) for t in layer._tapes.values()}
-    res = {"out": out, "dx": dx}
-    for j, a in enumerate(h_n if isinstance(h_n, tuple) else (h_n,)):
-        res[f"h_n{j}"] = a
-    for j, a in enumerate(dh0 if isinstance(dh0, tuple) else (dh0,)):
-        res[f"dh0_{j}"] = a
-    for name, p in layer.named_parameters():
-        res["grad " + name] = p.grad
-    for key, g in layer.hidden_grads.items():
-        res[f"dh_t {key}"] = g
-    return {k: np.asarray(v, dtype=np.float64) for k, v in res.items()}, tape_types
+    return collect_results(layer, out, h_n, dx, dh0), tape_types
 
 
 def assert_same(a: dict, b: dict, dtype: str) -> None:

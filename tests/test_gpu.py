@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layer_results import collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -59,16 +60,7 @@ def run(cell: str, device: str, dtype: str, fused: bool, every=None) -> dict:
     out, h_n = layer(x, state, np.array([T, 4, 0, 9, 1]))
     d_out = be.asarray(rng.standard_normal(tuple(out.shape)), dtype=dtype)
     dx, dh0 = layer.backward(d_out)
-    res = {"out": out, "dx": dx}
-    for j, a in enumerate(h_n if isinstance(h_n, tuple) else (h_n,)):
-        res[f"h_n{j}"] = a
-    for j, a in enumerate(dh0 if isinstance(dh0, tuple) else (dh0,)):
-        res[f"dh0_{j}"] = a
-    for name, p in layer.named_parameters():
-        res["grad " + name] = p.grad
-    for key, g in layer.hidden_grads.items():
-        res[f"dh_t {key}"] = g
-    return {k: B.to_numpy(v).astype(np.float64) for k, v in res.items()}
+    return collect_results(layer, out, h_n, dx, dh0)
 
 
 def assert_close(a: dict, b: dict, dtype: str) -> None:

@@ -1,0 +1,23 @@
+"""Shared by the tests that compare two ways of running a recurrent layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from scratchrnn import backend as B
+
+
+def collect_results(layer, out, h_n, dx, dh0) -> dict[str, np.ndarray]:
+    """Every array one forward + backward produced, by name, as host float64:
+    output, final states, ∂L/∂x, ∂L/∂initial states, parameter gradients and
+    (with ``record_hidden_grads``) ∂L/∂h_t per layer and direction."""
+    res = {"out": out, "dx": dx}
+    for j, a in enumerate(h_n if isinstance(h_n, tuple) else (h_n,)):
+        res[f"h_n{j}"] = a
+    for j, a in enumerate(dh0 if isinstance(dh0, tuple) else (dh0,)):
+        res[f"dh0_{j}"] = a
+    for name, p in layer.named_parameters():
+        res["grad " + name] = p.grad
+    for key, g in layer.hidden_grads.items():
+        res[f"dh_t {key}"] = g
+    return {k: B.to_numpy(v).astype(np.float64) for k, v in res.items()}
