@@ -36,7 +36,7 @@ import scratchrnn as S
 from scratchrnn.data import AG_NEWS_CLASSES, Vocab, load_ag_news, pad_batch, train_val_split
 from scratchrnn.models import SequenceClassifier
 from scratchrnn.training import Adam
-from scratchrnn.training.plots import smooth
+from scratchrnn.training.plots import save_figure, smooth
 from scratchrnn.training.tasks import ClassificationTask
 from scratchrnn.training.trainer import History, TrainConfig, Trainer
 
@@ -176,11 +176,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> Path:
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

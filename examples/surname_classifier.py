@@ -39,6 +39,7 @@ import scratchrnn as S
 from scratchrnn.data import Vocab, load_names, pad_batch, train_val_split
 from scratchrnn.models import SequenceClassifier
 from scratchrnn.training import SGD
+from scratchrnn.training.plots import save_figure
 from scratchrnn.training.tasks import ClassificationTask
 from scratchrnn.training.trainer import TrainConfig, Trainer
 
@@ -192,11 +193,7 @@ def plot_losses(results: dict[str, dict[str, Any]], every: int, path: Path) -> P
            title="surname -> language")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(truth: list[int], guess: list[int], languages: list[str], path: Path,
@@ -213,11 +210,7 @@ def plot_confusion(truth: list[int], guess: list[int], languages: list[str], pat
     ax.set_xticks(range(n), languages, rotation=90)
     ax.set_yticks(range(n), languages)
     ax.set(xlabel="predicted", ylabel="true", title=f"held-out confusion, {title}")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

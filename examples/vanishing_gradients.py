@@ -36,6 +36,7 @@ import scratchrnn as S
 from scratchrnn.backend import Generator
 from scratchrnn.models import SequenceRegressor
 from scratchrnn.training import Adam
+from scratchrnn.training.plots import save_figure
 from scratchrnn.training.tasks import RegressionTask
 from scratchrnn.training.trainer import History, TrainConfig, Trainer
 
@@ -187,11 +188,7 @@ def plot(runs: dict[tuple[int, str], dict[str, Any]], lengths: list[int], cells:
         for ax in axes[row]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 if __name__ == "__main__":

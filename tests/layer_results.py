@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
+import scratchrnn as sr
 from scratchrnn import backend as B
+
+CELLS = {   # cell name -> layer constructor taking the keyword arguments
+    "rnn_tanh": lambda **kw: sr.RNN(**kw),
+    "rnn_relu": lambda **kw: sr.RNN(nonlinearity="relu", **kw),
+    "gru": lambda **kw: sr.GRU(**kw),
+    "lstm": lambda **kw: sr.LSTM(**kw),
+}
 
 
 def collect_results(layer, out, h_n, dx, dh0) -> dict[str, np.ndarray]:

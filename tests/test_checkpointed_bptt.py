@@ -13,7 +13,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from layer_results import collect_results
+from layer_results import CELLS, collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -22,12 +22,6 @@ from scratchrnn.nn.scan import SegmentReplay
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 PATHS = ["portable", "strict"] + (["fused"] if HAS_NUMBA else [])
-CELLS = {
-    "rnn_tanh": lambda **kw: sr.RNN(**kw),
-    "rnn_relu": lambda **kw: sr.RNN(nonlinearity="relu", **kw),
-    "gru": lambda **kw: sr.GRU(**kw),
-    "lstm": lambda **kw: sr.LSTM(**kw),
-}
 T, BATCH, I, H = 11, 3, 4, 5
 
 

@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from layer_results import collect_results
+from layer_results import CELLS, collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -24,12 +24,6 @@ from scratchrnn.nn.scan import Tape
 HAS_NUMBA = fast_scan.numba_available()
 needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed (extra 'fast')")
 
-CELLS = {
-    "rnn_tanh": lambda **kw: sr.RNN(**kw),
-    "rnn_relu": lambda **kw: sr.RNN(nonlinearity="relu", **kw),
-    "gru": lambda **kw: sr.GRU(**kw),
-    "lstm": lambda **kw: sr.LSTM(**kw),
-}
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6)}
 T, BATCH, I, H = 7, 4, 5, 6
 

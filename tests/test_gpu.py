@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from layer_results import collect_results
+from layer_results import CELLS, collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -27,12 +27,6 @@ pytestmark = [
     pytest.mark.skipif(not B.cuda_available(), reason="needs CuPy and a CUDA device"),
 ]
 
-CELLS = {
-    "rnn_tanh": lambda **kw: sr.RNN(**kw),
-    "rnn_relu": lambda **kw: sr.RNN(nonlinearity="relu", **kw),
-    "gru": lambda **kw: sr.GRU(**kw),
-    "lstm": lambda **kw: sr.LSTM(**kw),
-}
 TOL = {"float64": dict(rtol=1e-9, atol=1e-11), "float32": dict(rtol=5e-5, atol=5e-6)}
 T, BATCH, I, H = 9, 5, 6, 7
 ROOT = Path(__file__).resolve().parents[1]
