@@ -30,6 +30,8 @@ import sys
 import time
 import tracemalloc
 
+import blas_env
+
 SHAPES = {  # name: (T, B, I, H)
     "small": (50, 32, 64, 128),
     "mid": (100, 64, 256, 256),
@@ -216,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--long", action="store_true",
                     help="T=2000: checkpointed BPTT (k = √T) vs the normal path")
     ap.add_argument("--json", default=None, help="also write raw results here")
+    ap.add_argument("--openblas-coretype", default="auto", help=blas_env.CHOICES_HELP)
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     default_shapes = "small,mid,large" + (",xl" if args.backend == "cupy" else "")
@@ -225,11 +228,12 @@ def main(argv: list[str] | None = None) -> None:
             args.impls = ",".join(LONG_IMPLS)
     shapes = (args.shapes or default_shapes).split(",")
     cells = args.cells.split(",")
-    if args.worker:
+    if args.worker:                      # the parent has set OPENBLAS_CORETYPE for us
         print(json.dumps(worker(args.worker, cells[0], shapes[0], args.dtype, args.threads,
                                 args.backend, args.repeats)))
         return
 
+    blas_line = blas_env.apply(args.openblas_coretype)
     impls = args.impls.split(",")
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for shape in shapes:
@@ -274,7 +278,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{fmt(b / a if a and b else None, '.2f')}x | {_mb(pa)} / {_mb(pb)} | "
                     f"{_mb(ta and ta * T)} / {_mb(tb and tb * T)} |")
         print("\n".join(lines))
-        print("machine: " + json.dumps(machine_info()))
+        print(blas_line + "\nmachine: " + json.dumps(machine_info()))
         return
 
     lines = [f"backend {args.backend}, {args.dtype}, threads {args.threads}, "
@@ -304,10 +308,10 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(lines))
     print("\nceiling GFLOP/s: " + ", ".join(
         f"{c}/{s} {fmt(field('ceiling', c, s, 'gflops'), '.0f')}" for s in shapes for c in cells))
-    print("machine: " + json.dumps(machine_info()))
+    print(blas_line + "\nmachine: " + json.dumps(machine_info()))
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump({"table": lines, "machine": machine_info(),
+            json.dump({"table": lines, "machine": machine_info(), "blas": blas_line,
                        "runs": {"|".join(k): v for k, v in runs.items()}}, fh, indent=1)
 
 

@@ -13,20 +13,20 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
-from scratchrnn import backend as B
-from scratchrnn.data import LMBatches, Vocab, load_tinyshakespeare, split_stream
-from scratchrnn.models import LanguageModel
-from scratchrnn.training import Adam
-from scratchrnn.training.tasks import LanguageModelTask
-from scratchrnn.training.trainer import TrainConfig, Trainer
+import blas_env
+
+# scratchrnn (and with it numpy) is imported in main(), after blas_env.apply().
 
 
-def torch_run(ours: LanguageModel, train: LMBatches, val: LMBatches, steps: int, lr: float,
+def torch_run(ours: Any, train: Any, val: Any, steps: int, lr: float,
               clip: float, threads: int) -> tuple[float, float]:
     """The same model, optimizer and windows in PyTorch; returns (val loss, seconds)."""
     import torch
     import torch.nn.functional as F
+
+    from scratchrnn import backend as B
 
     torch.set_num_threads(threads)
     V, H = ours.vocab_size, ours.config["hidden_size"]
@@ -86,7 +86,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2,
                     help="BLAS threads for both libraries (threadpoolctl / torch)")
     ap.add_argument("--data", default=None, help="path to input.txt or its data folder")
+    ap.add_argument("--openblas-coretype", default="auto", help=blas_env.CHOICES_HELP)
     args = ap.parse_args()
+    print(blas_env.apply(args.openblas_coretype))
+
+    from scratchrnn import backend as B
+    from scratchrnn.data import Vocab, load_tinyshakespeare, split_stream
+    from scratchrnn.models import LanguageModel
+    from scratchrnn.training import Adam
+    from scratchrnn.training.tasks import LanguageModelTask
+    from scratchrnn.training.trainer import TrainConfig, Trainer
 
     text = load_tinyshakespeare(args.data, download_ok=False)
     vocab = Vocab.build_chars(text)

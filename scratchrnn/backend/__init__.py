@@ -34,8 +34,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import array_api_compat
-import numpy as np
+from .blas_tuning import tune_openblas_env
+
+tune_openblas_env()  # before numpy loads OpenBLAS: see blas_tuning.py
+
+import array_api_compat  # noqa: E402
+import numpy as np  # noqa: E402
 
 Array = Any  # an array of whichever backend; the Array API has no common type
 
