@@ -29,3 +29,19 @@ def collect_results(layer, out, h_n, dx, dh0) -> dict[str, np.ndarray]:
     for key, g in layer.hidden_grads.items():
         res[f"dh_t {key}"] = g
     return {k: B.to_numpy(v).astype(np.float64) for k, v in res.items()}
+
+
+ULP = {"float64": np.finfo(np.float64).eps, "float32": np.finfo(np.float32).eps}
+
+
+def assert_same(a: dict, b: dict, dtype: str) -> None:
+    """Outputs and final states bit-for-bit; gradients within 64 ulp of the largest entry."""
+    keys = [k for k in a if not k.startswith("_")]
+    assert keys == [k for k in b if not k.startswith("_")]
+    for k in keys:
+        if k == "out" or k.startswith("h_n"):
+            assert np.array_equal(a[k], b[k]), f"{k}: max diff {np.abs(a[k] - b[k]).max()}"
+        else:
+            bound = 64 * ULP[dtype] * max(1.0, float(np.abs(a[k]).max()))
+            diff = float(np.abs(a[k] - b[k]).max())
+            assert diff <= bound, f"{k}: max diff {diff:.3g} > {bound:.3g}"

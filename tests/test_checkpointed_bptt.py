@@ -1,9 +1,12 @@
-"""Checkpointed BPTT (``checkpoint_every``): exactly the normal gradients, far less tape.
+"""Checkpointed BPTT (``checkpoint_every``): the normal gradients, O(√T) memory.
 
 Forward keeps only the carry entering every k-th step; backward replays each
-segment's forward from it. The replay repeats the same computation, so every
-result must be bit-for-bit the normal one, on the portable path (NumPy and
-array_api_strict) and on the fused numba path.
+segment's forward from it and runs the normal backward over that segment. The
+outputs, final states and every per-step gradient (∂L/∂x, ∂L/∂h0, ∂L/∂h_t)
+repeat the normal computation; the weight gradients are the same sums taken
+segment by segment. Checked on the portable path (NumPy and array_api_strict)
+and on the fused numba path: forward results bit-for-bit, gradients to a few
+units in the last place.
 """
 
 from __future__ import annotations
@@ -13,12 +16,12 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from layer_results import CELLS, collect_results
+from layer_results import CELLS, assert_same, collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
 from scratchrnn.backend import fast_scan
-from scratchrnn.nn.scan import SegmentReplay
+from scratchrnn.nn import scan
 
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 PATHS = ["portable", "strict"] + (["fused"] if HAS_NUMBA else [])
@@ -55,55 +58,53 @@ def run(cell: str, path: str, every, *, lengths=None, bidirectional=False, num_l
     return res
 
 
-def assert_identical(a: dict, b: dict) -> None:
-    keys = [k for k in a if not k.startswith("_")]
-    assert keys == [k for k in b if not k.startswith("_")]
-    for k in keys:
-        assert np.array_equal(a[k], b[k]), f"{k}: max diff {np.abs(a[k] - b[k]).max()}"
-
-
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cell", list(CELLS))
 @pytest.mark.parametrize("every", [1, 3, True, 11, 50])
-def test_gradients_exactly_equal(cell, path, every):
+def test_same_results_as_normal_path(cell, path, every):
     normal = run(cell, path, None, lengths=[T, 6, 0])
     ckpt = run(cell, path, every, lengths=[T, 6, 0])
-    assert_identical(normal, ckpt)
+    assert_same(normal, ckpt, "float64")
 
 
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_bidirectional_two_layers_float32(cell, path):
     kw = dict(bidirectional=True, num_layers=2, dtype="float32", lengths=[T, 1, 7])
-    assert_identical(run(cell, path, None, **kw), run(cell, path, 4, **kw))
+    assert_same(run(cell, path, None, **kw), run(cell, path, 4, **kw), "float32")
 
 
 def test_the_comparison_can_fail():
     a = run("lstm", "portable", None)
     b = run("lstm", "portable", 3, seed=1)
     with pytest.raises(AssertionError):
-        assert_identical(a, b)
+        assert_same(a, b, "float64")
+    c = run("lstm", "portable", 3)
+    c["grad weight_hh_l0"][0, 0] *= 1 + 1e-9                 # a wrong sum would show
+    with pytest.raises(AssertionError, match="weight_hh"):
+        assert_same(a, c, "float64")
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_tape_keeps_only_segment_carries(path):
-    res = run("lstm", path, 3)
-    (tape,) = res["_tapes"].values()
-    if isinstance(tape, fast_scan.FastTape):
-        assert tape.k == 3
-        assert sorted(tape.checkpoints) == [0, 3, 6, 9]        # ⌈11 / 3⌉ entry carries
-        assert list(tape.segments) == [9]                      # only the last segment run
-        assert tape.segments[9].hs.shape[0] == 2 + 1           # its 2 steps + entry slot
-    else:
-        assert isinstance(tape.caches, SegmentReplay)
-        assert sorted(tape.caches.starts) == [0, 3, 6, 9]
+    B.set_fast_paths(path == "fused")
+    device = "strict" if path == "strict" else "cpu"
+    layer = sr.LSTM(I, H, dtype="float64", device=device, checkpoint_every=3)
+    layer(B.get_backend(device).asarray(np.ones((T, BATCH, I)), dtype="float64"))
+    (tape,) = layer._tapes.values()
+    assert isinstance(tape, scan.CheckpointTape)
+    assert tape.k == 3
+    assert sorted(tape.starts) == [0, 3, 6, 9]                 # ⌈11 / 3⌉ entry carries
+    s0, seg = tape.kept                                        # only the last segment run
+    assert s0 == 9 and tuple(seg.x.shape) == (2, BATCH, I)
+    assert isinstance(seg, fast_scan.FastTape) == (path == "fused")
 
 
 def test_auto_segment_length_is_sqrt_T():
-    assert fast_scan.segment_length(2000, True) == 45
-    assert fast_scan.segment_length(2000, "auto") == 45
-    assert fast_scan.segment_length(1, True) == 1
-    assert fast_scan.segment_length(10, 4) == 4
+    assert scan.segment_length(2000, True) == 45
+    assert scan.segment_length(2000, "auto") == 45
+    assert scan.segment_length(1, True) == 1
+    assert scan.segment_length(10, 4) == 4
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, "sometimes"])
@@ -133,3 +134,32 @@ def test_forward_memory_shrinks(path):
     step_bytes = Bn * Hl * 8
     assert normal > 5 * Tl * step_bytes          # gates, states, ... for every step
     assert ckpt < normal / 5
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if p != "strict"])
+def test_step_peak_memory_grows_like_sqrt_T(path):
+    """Peak bytes of forward + backward beyond x, d_out, the outputs and dx:
+    T steps of tape and gate gradients normally, O(√T) checkpointed."""
+    B.set_fast_paths(path == "fused")
+    Bn, Il, Hl = 8, 16, 32
+
+    def extra_peak(Tl: int, every) -> int:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((Tl, Bn, Il))
+        d_out = rng.standard_normal((Tl, Bn, Hl))
+        layer = sr.LSTM(Il, Hl, dtype="float64", checkpoint_every=every)
+        layer(x)
+        layer.backward(d_out)                     # warm up (numba loading, caches)
+        tracemalloc.start()
+        out, _ = layer(x)
+        dx, _ = layer.backward(d_out)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return peak - out.nbytes - dx.nbytes
+
+    normal, ckpt = extra_peak(400, None), extra_peak(400, True)
+    assert ckpt < normal / 5
+    # quadrupling T doubles the checkpointed peak (√T), and quadruples the normal one
+    ckpt_4x, normal_4x = extra_peak(1600, True), extra_peak(1600, None)
+    assert normal_4x > 3.5 * normal
+    assert ckpt_4x < 2.6 * ckpt

@@ -22,15 +22,13 @@ kernel per step each way); they have not yet run on a GPU, so they are
 opt-in with ``SCRATCHRNN_CUPY_KERNELS=1`` until ``pytest -m gpu`` has passed
 on a device, and CuPy otherwise runs the portable path. :func:`set_fast_paths`
 or the environment variable ``SCRATCHRNN_FAST=0`` forces the portable path.
-
-``checkpoint_every`` keeps only the carry entering every k-th step; backward
-recomputes each segment from it (see :func:`segment_length`).
+Checkpointed BPTT (``checkpoint_every``) runs this path segment by segment
+(:mod:`scratchrnn.nn.scan`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,22 +101,6 @@ def _xp(x: Any) -> Any:
     return np
 
 
-def segment_length(T: int, every: int | bool | str | None) -> int:
-    """k for ``checkpoint_every``: an int k >= 1, or True/'auto' for ⌈√T⌉."""
-    if every is True or every == "auto":
-        return max(1, math.ceil(math.sqrt(T)))
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise ValueError(f"checkpoint_every: expected None, True, 'auto' or a positive int, "
-                         f"got {every!r}")
-    return every
-
-
-def segment_starts(T: int, k: int, reverse: bool) -> list[int]:
-    """First time index of each k-step segment, in processing order."""
-    starts = list(range(0, T, k))
-    return starts[::-1] if reverse else starts
-
-
 # --------------------------------------------------------------------------- #
 # Parameters in the kernels' layout
 # --------------------------------------------------------------------------- #
@@ -168,15 +150,13 @@ class _Segment:
 
 @dataclass(slots=True)
 class FastTape:
-    """What the fused path keeps from forward (checkpointed: only segment entry carries)."""
+    """What the fused path keeps from forward for backward."""
 
     cell: str
     x: np.ndarray                         # (T, B, I)
     mask: np.ndarray | None               # (T, B) bool
     reverse: bool
-    k: int                                # segment length (T when not checkpointed)
-    segments: dict[int, _Segment]         # full tapes by segment start (all, or the last run)
-    checkpoints: dict[int, tuple]         # entry carry by segment start (checkpointed)
+    seg: _Segment                         # states, gates, ... of every step
     hidden_grads: np.ndarray | None = field(default=None)  # (T, B, H) ∂L/∂h_t if recorded
 
 
@@ -217,8 +197,9 @@ def _run_segment(pp: _Prepared, x: np.ndarray, carry: tuple, mask: np.ndarray | 
 
 
 def _final_carry(seg: _Segment, reverse: bool) -> tuple:
+    """Copies of the last states: a view would keep the whole (T+1, B, H) tape alive."""
     last = 0 if reverse else seg.hs.shape[0] - 1
-    return (seg.hs[last],) if seg.cs is None else (seg.hs[last], seg.cs[last])
+    return tuple(a[last].copy() for a in (seg.hs, seg.cs) if a is not None)
 
 
 def _contiguous(a: Any, dtype: Any) -> Any:
@@ -226,8 +207,7 @@ def _contiguous(a: Any, dtype: Any) -> Any:
 
 
 def scan_forward(cell: str, x: np.ndarray, carry: tuple, p: Any, mask: Any = None,
-                 reverse: bool = False, checkpoint_every: int | bool | str | None = None
-                 ) -> tuple[np.ndarray, tuple, FastTape]:
+                 reverse: bool = False) -> tuple[np.ndarray, tuple, FastTape]:
     """The fused twin of ``scratchrnn.nn.scan.scan_forward`` (same arguments and results)."""
     T, Bn, _ = x.shape
     xp = _xp(x)
@@ -236,19 +216,8 @@ def scan_forward(cell: str, x: np.ndarray, carry: tuple, p: Any, mask: Any = Non
     mask2 = None if mask is None else xp.ascontiguousarray(mask[:, :, 0])    # (T, B)
     carry = tuple(_contiguous(c, x.dtype) for c in carry)
     out = xp.empty((T, Bn, pp.H), dtype=x.dtype)                            # (T, B, H)
-    if not checkpoint_every:
-        seg = _run_segment(pp, x, carry, mask2, reverse, out)
-        return out, _final_carry(seg, reverse), FastTape(cell, x, mask2, reverse, T, {0: seg}, {})
-    k = segment_length(T, checkpoint_every)
-    checkpoints: dict[int, tuple] = {}
-    for s0 in segment_starts(T, k, reverse):
-        s1 = min(s0 + k, T)
-        checkpoints[s0] = tuple(c.copy() for c in carry)      # copies: free the segment
-        seg = _run_segment(pp, x[s0:s1], carry, None if mask2 is None else mask2[s0:s1],
-                           reverse, out[s0:s1])
-        carry = _final_carry(seg, reverse)
-    # the last segment run keeps its full tape: backward starts there
-    return out, carry, FastTape(cell, x, mask2, reverse, k, {s0: seg}, checkpoints)
+    seg = _run_segment(pp, x, carry, mask2, reverse, out)
+    return out, _final_carry(seg, reverse), FastTape(cell, x, mask2, reverse, seg)
 
 
 # --------------------------------------------------------------------------- #
@@ -277,41 +246,22 @@ def scan_backward(tape: FastTape, dout: Any, dcarry: tuple, p: Any, record: bool
     use_mask = tape.mask is not None
     rec = xp.zeros((T, Bn, H), dtype=dt) if record else xp.zeros((1, 1, 1), dtype=dt)
     relu = cell == "rnn_relu"
-    checkpointed = bool(tape.checkpoints)
-    h_prev = xp.empty((T, Bn, H), dtype=dt) if checkpointed else None  # (T, B, H)
-    one_mask = xp.ones((1, 1), dtype=bool)
+    seg = tape.seg
+    mk = tape.mask if use_mask else xp.ones((1, 1), dtype=bool)
+    for t in (range(T) if tape.reverse else range(T - 1, -1, -1)):
+        rp, wp = (t + 1, t) if tape.reverse else (t, t + 1)
+        if cell == "lstm":
+            nk.lstm_backward_step(t, dh_rec, dh_res, dc, dout_a, has_dout, *seg.gates, seg.extra,
+                                  seg.cs, rp, da_x, db_x, mk, use_mask, rec, record)
+        elif cell == "gru":
+            nk.gru_backward_step(t, dh_rec, dh_res, dout_a, has_dout, *seg.gates, seg.extra,
+                                 seg.hs, rp, da_x, da_h, db_x, db_h, mk, use_mask, rec, record)
+        else:
+            nk.elman_backward_step(t, dh_rec, dh_res, dout_a, has_dout, seg.hs, wp, da_x, db_x,
+                                   mk, use_mask, relu, rec, record)
+        xp.matmul(da_h[t].reshape(Bn, G * H), pp.w_hh, out=dh_rec)   # (B, H)
 
-    for s0 in segment_starts(T, tape.k, not tape.reverse):       # backward order
-        s1 = min(s0 + tape.k, T)
-        L = s1 - s0
-        seg = tape.segments.get(s0)
-        m = tape.mask[s0:s1] if use_mask else None
-        if seg is None:                                   # recompute this segment's tape
-            seg = _run_segment(pp, x[s0:s1], tape.checkpoints[s0], m, tape.reverse,
-                               xp.empty((L, Bn, H), dtype=dt))
-        if checkpointed:
-            h_prev[s0:s1] = seg.hs[1:] if tape.reverse else seg.hs[:-1]
-        dax, dah = da_x[s0:s1], da_h[s0:s1]
-        do = dout_a[s0:s1] if has_dout else dout_a
-        mk = m if use_mask else one_mask
-        rc = rec[s0:s1] if record else rec
-        for t in (range(L) if tape.reverse else range(L - 1, -1, -1)):
-            rp, wp = (t + 1, t) if tape.reverse else (t, t + 1)
-            if cell == "lstm":
-                nk.lstm_backward_step(t, dh_rec, dh_res, dc, do, has_dout, *seg.gates, seg.extra,
-                                      seg.cs, rp, dax, db_x, mk, use_mask, rc, record)
-            elif cell == "gru":
-                nk.gru_backward_step(t, dh_rec, dh_res, do, has_dout, *seg.gates, seg.extra,
-                                     seg.hs, rp, dax, dah, db_x, db_h, mk, use_mask, rc, record)
-            else:
-                nk.elman_backward_step(t, dh_rec, dh_res, do, has_dout, seg.hs, wp, dax, db_x,
-                                       mk, use_mask, relu, rc, record)
-            xp.matmul(dah[t].reshape(Bn, G * H), pp.w_hh, out=dh_rec)   # (B, H)
-        del seg
-
-    if not checkpointed:
-        hs = tape.segments[0].hs
-        h_prev = hs[1:] if tape.reverse else hs[:-1]
+    h_prev = seg.hs[1:] if tape.reverse else seg.hs[:-1]                # (T, B, H)
     if cell == "gru":
         db_h[:2] = db_x[:2]
     da_x_flat, da_h_flat = da_x.reshape(T * Bn, G * H), da_h.reshape(T * Bn, G * H)

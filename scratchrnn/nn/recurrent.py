@@ -21,11 +21,11 @@ import math
 from typing import Any
 
 from .. import backend as B
-from ..backend import Array, Generator, fast_scan
+from ..backend import Array, Generator
 from ..cells import GRU_CELL, LSTM_CELL, CellParams, CellSpec, elman_spec
 from . import checks
 from .module import Module, Parameter
-from .scan import Tape, scan_backward, scan_forward
+from .scan import Tape, scan_backward, scan_forward, segment_length
 
 
 class RNNBase(Module):
@@ -50,7 +50,7 @@ class RNNBase(Module):
         self.num_directions = 2 if bidirectional else 1
         self.generator = generator   # None: the library's default generator
         if checkpoint_every is not None and checkpoint_every is not False:
-            fast_scan.segment_length(1, checkpoint_every)        # validates it
+            segment_length(1, checkpoint_every)        # validates it
         # keep every k-th state, recompute the rest in backward (True/'auto': k = ⌈√T⌉)
         self.checkpoint_every = checkpoint_every
         self.record_hidden_grads = False

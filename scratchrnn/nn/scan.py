@@ -20,13 +20,15 @@ and ∂L/∂x are one product each over all steps:
 Two variants sit beside this loop. For NumPy arrays with numba installed,
 ``backend.fast_scan`` runs the same equations with one fused kernel per step
 (``backend.set_fast_paths(False)`` turns it off). ``checkpoint_every=k``
-keeps only the carry entering every k-th step and replays each segment's
-forward in backward (:class:`SegmentReplay`): the tape shrinks from T steps
-to T/k carries + k steps, for one extra forward pass.
+keeps only the carry entering every k-th step and, in backward, replays each
+segment's forward and runs this same backward over it
+(:func:`scan_backward_checkpointed`): the memory for backward shrinks from
+T steps to T/k carries + k steps, for one extra forward pass.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,10 +77,10 @@ def scan_forward(cell: CellSpec, x: Array, carry: Carry, p: CellParams,
 
     Returns the outputs (T, B, H), the final carry and the tape for backward.
     """
-    if fast_scan.applies(cell.name, x):
-        return fast_scan.scan_forward(cell.name, x, carry, p, mask, reverse, checkpoint_every)
     if checkpoint_every:
         return scan_forward_checkpointed(cell, x, carry, p, mask, reverse, checkpoint_every)
+    if fast_scan.applies(cell.name, x):
+        return fast_scan.scan_forward(cell.name, x, carry, p, mask, reverse)
     xp = B.namespace(x)
     T, Bn, _ = x.shape
     H = p.w_hh.shape[1]
@@ -109,6 +111,8 @@ def scan_backward(cell: CellSpec, dout: Array | None, dcarry: Carry, tape: Tape,
     Returns ∂L/∂x (T, B, I), ∂L/∂initial carry and the parameter gradients.
     With ``record`` the tape keeps ∂L/∂h_t for every t (``tape.hidden_grads``).
     """
+    if isinstance(tape, CheckpointTape):
+        return scan_backward_checkpointed(cell, dout, dcarry, tape, p, record)
     if isinstance(tape, fast_scan.FastTape):
         return fast_scan.scan_backward(tape, dout, dcarry, p, record)
     xp = B.namespace(tape.x)
@@ -150,63 +154,99 @@ def scan_backward(cell: CellSpec, dout: Array | None, dcarry: Carry, tape: Tape,
 # --------------------------------------------------------------------------- #
 # Checkpointed BPTT: keep every k-th carry, replay segments in backward.
 # --------------------------------------------------------------------------- #
+def segment_length(T: int, every: int | bool | str | None) -> int:
+    """k for ``checkpoint_every``: an int k >= 1, or True/'auto' for ⌈√T⌉."""
+    if every is True or every == "auto":
+        return max(1, math.ceil(math.sqrt(T)))
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"checkpoint_every: expected None, True, 'auto' or a positive int, "
+                         f"got {every!r}")
+    return every
+
+
+def segment_starts(T: int, k: int, reverse: bool) -> list[int]:
+    """First time index of each k-step segment, in processing order."""
+    starts = list(range(0, T, k))
+    return starts[::-1] if reverse else starts
+
+
+@dataclass(slots=True)
+class CheckpointTape:
+    """What a checkpointed scan keeps: the carry entering each k-step segment,
+    and the full tape of the segment forward ran last (backward starts there)."""
+
+    x: Array                        # (T, B, I) the layer's input
+    mask: Array | None              # (T, B, 1) bool, or None
+    reverse: bool
+    k: int                          # segment length
+    starts: dict[int, Carry]        # segment start s0 -> carry entering step s0
+    kept: tuple[int, Any] | None    # (s0, tape) of the last segment run in forward
+    hidden_grads: Array | None = field(default=None)  # (T, B, H) ∂L/∂h_t, if recorded
+
+
 def scan_forward_checkpointed(cell: CellSpec, x: Array, carry: Carry, p: CellParams,
                               mask: Array | None, reverse: bool,
-                              every: int | bool | str) -> tuple[Array, Carry, Tape]:
+                              every: int | bool | str) -> tuple[Array, Carry, CheckpointTape]:
     """:func:`scan_forward` run segment by segment, keeping only each segment's entry carry.
 
-    k = ``every`` (True or 'auto': ⌈√T⌉). The outputs and final carry are the
-    normal ones; the tape's caches are a :class:`SegmentReplay`.
+    k = ``every`` (True or 'auto': ⌈√T⌉). Segments run in time order (reverse
+    order for ``reverse``), each a normal scan from the previous one's final
+    carry, so outputs and final carry are those of one scan over all steps
+    (up to the rounding of the input projection, done per segment).
     """
     xp = B.namespace(x)
     T, Bn, _ = x.shape
-    k = fast_scan.segment_length(T, every)
+    k = segment_length(T, every)
     out = xp.empty((T, Bn, p.w_hh.shape[1]), dtype=x.dtype, device=B.device_of(x))
     starts: dict[int, Carry] = {}
-    for s0 in fast_scan.segment_starts(T, k, reverse):
+    for s0 in segment_starts(T, k, reverse):
         s1 = min(s0 + k, T)
         starts[s0] = carry
         seg_mask = None if mask is None else mask[s0:s1, ...]
         out[s0:s1, ...], carry, seg_tape = scan_forward(cell, x[s0:s1, ...], carry, p,
                                                         seg_mask, reverse)
-    replay = SegmentReplay(cell, p, k, starts, kept=(s0, seg_tape))
-    tape = Tape(x, None, replay, mask, reverse)
-    replay.tape = tape
-    return out, carry, tape
+    return out, carry, CheckpointTape(x, mask, reverse, k, starts, kept=(s0, seg_tape))
 
 
-class SegmentReplay:
-    """``tape.caches`` of a checkpointed scan: asked for step t, it reruns the
-    forward of t's segment from its entry carry (the same computation, so the
-    same numbers) and fills that segment's rows of ``tape.h_prev``.
-    Backward visits segments in order, so each is replayed once."""
+def scan_backward_checkpointed(cell: CellSpec, dout: Array | None, dcarry: Carry,
+                               tape: CheckpointTape, p: CellParams, record: bool = False
+                               ) -> tuple[Array, Carry, CellParams]:
+    """BPTT through a checkpointed scan, one segment at a time, latest first.
 
-    def __init__(self, cell: CellSpec, p: CellParams, k: int, starts: dict[int, Carry],
-                 kept: tuple[int, Tape]) -> None:
-        self.cell, self.p, self.k, self.starts = cell, p, k, starts
-        self.kept: tuple[int, Tape] | None = kept   # the last segment run, not replayed
-        self.tape: Tape | None = None
-        self.start, self.caches = -1, []
+    For each segment: replay its forward from the stored entry carry (the same
+    computation as in forward, so the same numbers), run the normal
+    :func:`scan_backward` over it, and add its weight gradients to the total:
 
-    def __getitem__(self, t: int) -> Any:
-        s0 = t - t % self.k
-        if s0 != self.start:
-            self.caches = []                                  # free the previous segment
-            self.start, self.caches = s0, self._replay(s0)
-        return self.caches[t - s0]
+        dW = Σ_segments Σ_{t in segment} da_t^T [x_t | h_{t-1}]
 
-    def _replay(self, s0: int) -> list[Any]:
-        tape = self.tape
-        xp = B.namespace(tape.x)
-        s1 = min(s0 + self.k, tape.x.shape[0])
-        if self.kept is not None and self.kept[0] == s0:
-            seg, self.kept = self.kept[1], None
-        else:
+    Only one segment's tape and gate gradients are alive at a time, so the
+    memory beyond x, the outputs and dx is O(T/k + k) steps: O(√T) for
+    k = ⌈√T⌉. The per-step gradients (∂L/∂h_t, ∂L/∂x_t, ∂L/∂h0) are the normal
+    path's; the weight gradients are the same sums in a different order (per
+    segment, then over segments), so they agree to float rounding.
+    """
+    xp = B.namespace(tape.x)
+    T, Bn, _ = tape.x.shape
+    dev = B.device_of(tape.x)
+    dx = xp.empty(tape.x.shape, dtype=tape.x.dtype, device=dev)      # (T, B, I)
+    if record:
+        tape.hidden_grads = xp.zeros((T, Bn, p.w_hh.shape[1]), dtype=tape.x.dtype, device=dev)
+    total: CellParams | None = None
+    for s0 in segment_starts(T, tape.k, not tape.reverse):
+        s1 = min(s0 + tape.k, T)
+        if tape.kept is not None and tape.kept[0] == s0:
+            seg_tape, tape.kept = tape.kept[1], None
+        else:                                               # replay this segment's forward
             seg_mask = None if tape.mask is None else tape.mask[s0:s1, ...]
-            _, _, seg = scan_forward(self.cell, tape.x[s0:s1, ...], self.starts[s0], self.p,
-                                     seg_mask, tape.reverse)
-        if tape.h_prev is None:
-            tape.h_prev = xp.empty(tape.x.shape[:2] + (seg.h_prev.shape[2],),
-                                   dtype=tape.x.dtype, device=B.device_of(tape.x))
-        tape.h_prev[s0:s1, ...] = seg.h_prev                  # (L, B, H)
-        return seg.caches
+            _, _, seg_tape = scan_forward(cell, tape.x[s0:s1, ...], tape.starts[s0], p,
+                                          seg_mask, tape.reverse)
+        seg_dout = None if dout is None else dout[s0:s1, ...]
+        dx[s0:s1, ...], dcarry, grads = scan_backward(cell, seg_dout, dcarry, seg_tape, p,
+                                                      record)
+        if record:
+            tape.hidden_grads[s0:s1, ...] = seg_tape.hidden_grads
+        total = grads if total is None else CellParams(*(
+            None if getattr(total, f) is None else getattr(total, f) + getattr(grads, f)
+            for f in ("w_ih", "w_hh", "b_ih", "b_hh")))
+        del seg_tape, grads                                 # free the segment before the next
+    return dx, dcarry, total
