@@ -40,8 +40,8 @@ def gru_forward(xw: Array, carry: Carry, p: CellParams) -> tuple[Carry, GRUCache
     (h_prev,) = carry
     H = h_prev.shape[1]
     hw = recurrent_projection(h_prev, p)                      # (B, 3H)
-    r = sigmoid(xw[:, :H] + hw[:, :H])                        # (B, H)
-    z = sigmoid(xw[:, H:2 * H] + hw[:, H:2 * H])              # (B, H)
+    rz = sigmoid(xw[:, :2 * H] + hw[:, :2 * H])               # (B, 2H): both gates at once
+    r, z = rz[:, :H], rz[:, H:]                               # (B, H) each
     hn = hw[:, 2 * H:]                                        # (B, H)
     n = xp.tanh(xw[:, 2 * H:] + r * hn)                       # (B, H)
     h = n + z * (h_prev - n)                                  # (1-z) n + z h_prev

@@ -40,8 +40,8 @@ def lstm_forward(xw: Array, carry: Carry, p: CellParams) -> tuple[Carry, LSTMCac
     h_prev, c_prev = carry
     H = h_prev.shape[1]
     a = xw + recurrent_projection(h_prev, p)                  # (B, 4H)
-    i = sigmoid(a[:, :H])
-    f = sigmoid(a[:, H:2 * H])
+    i_f = sigmoid(a[:, :2 * H])                               # (B, 2H): i and f at once
+    i, f = i_f[:, :H], i_f[:, H:]
     g = xp.tanh(a[:, 2 * H:3 * H])
     o = sigmoid(a[:, 3 * H:])
     c = f * c_prev + i * g                                    # (B, H)
