@@ -8,7 +8,9 @@ portable path. Each kernel runs one thread per (b, k) element of the batch
 (B·H threads); in the (B, G, H) arrays (``xw``, ``hw``, ``da``) gate g of
 element (b, k) sits at ``b·G·H + g·H + k``; the cached gates are one array
 each. Bias gradients are reduced over the batch with one ``sum`` per step.
-CUDA-graph capture of the time loop is not done (unmeasured).
+CUDA-graph capture of the time loop is not done (unmeasured). Without a GPU,
+``tests/test_cupy_kernels_on_cpu.py`` compiles these kernel bodies as C++ and
+checks them against the portable path on the CPU.
 
 Every array handed to a kernel is a contiguous 1-D view, so the raw
 indexing below is plain offset arithmetic. The equations are the cells' own
