@@ -31,6 +31,14 @@ def collect_results(layer, out, h_n, dx, dh0) -> dict[str, np.ndarray]:
     return {k: B.to_numpy(v).astype(np.float64) for k, v in res.items()}
 
 
+def assert_close(a: dict, b: dict, rtol: float, atol: float) -> None:
+    """Every array of ``b`` within ``rtol`` and ``atol · max(1, max|a|)`` of ``a``'s."""
+    assert a.keys() == b.keys()
+    for key in a:
+        scale = max(1.0, float(np.abs(a[key]).max(initial=0.0)))
+        np.testing.assert_allclose(b[key], a[key], rtol=rtol, atol=atol * scale, err_msg=key)
+
+
 ULP = {"float64": np.finfo(np.float64).eps, "float32": np.finfo(np.float32).eps}
 
 

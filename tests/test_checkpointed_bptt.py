@@ -26,13 +26,7 @@ from scratchrnn.nn import scan
 HAS_NUMBA = importlib.util.find_spec("numba") is not None
 PATHS = ["portable", "strict"] + (["fused"] if HAS_NUMBA else [])
 T, BATCH, I, H = 11, 3, 4, 5
-
-
-@pytest.fixture(autouse=True)
-def restore_switch():
-    old = B.fast_paths_enabled()
-    yield
-    B.set_fast_paths(old)
+pytestmark = pytest.mark.usefixtures("restore_fast_paths")
 
 
 def run(cell: str, path: str, every, *, lengths=None, bidirectional=False, num_layers=1,

@@ -20,10 +20,9 @@ import subprocess
 import numpy as np
 import pytest
 from cuda_on_cpu import CXX, NVCC, CpuElementwiseKernel, load_cupy_cells
-from layer_results import CELLS
-from test_fast_paths import T, assert_same, run_layer
+from layer_results import CELLS, assert_close
+from test_fast_paths import TOL, T, run_layer
 
-from scratchrnn import backend as B
 from scratchrnn.backend import fast_scan
 from scratchrnn.nn.scan import Tape
 
@@ -36,7 +35,7 @@ def cuda_cells():
 
 
 @pytest.fixture
-def kernels(monkeypatch, cuda_cells):
+def kernels(monkeypatch, cuda_cells, restore_fast_paths):
     """Route the fused path to the CUDA kernels compiled for the CPU; count their calls."""
     calls = {"n": 0}
     run = CpuElementwiseKernel.__call__
@@ -48,9 +47,7 @@ def kernels(monkeypatch, cuda_cells):
     monkeypatch.setattr(CpuElementwiseKernel, "__call__", counting)
     monkeypatch.setattr(fast_scan, "_kernels", lambda x: cuda_cells)
     monkeypatch.setattr(fast_scan, "numba_available", lambda: True)
-    old = B.fast_paths_enabled()
-    yield calls
-    B.set_fast_paths(old)
+    return calls
 
 
 CASES = {
@@ -71,7 +68,7 @@ def test_cuda_kernels_equal_portable(kernels, cell, dtype, case):
     assert types_p == {Tape} and types_f == {fast_scan.FastTape}
     layers, directions = 2, 2 if "bidirectional" in case else 1
     assert kernels["n"] == 2 * T * layers * directions      # one kernel a step, each way
-    assert_same(portable, fused, dtype)
+    assert_close(portable, fused, **TOL[dtype])
 
 
 def test_a_wrong_kernel_is_caught(monkeypatch, kernels, cuda_cells):
@@ -83,7 +80,7 @@ def test_a_wrong_kernel_is_caught(monkeypatch, kernels, cuda_cells):
     portable, _ = run_layer("lstm", "float64", False)
     fused, _ = run_layer("lstm", "float64", True)
     with pytest.raises(AssertionError):
-        assert_same(portable, fused, "float64")
+        assert_close(portable, fused, **TOL["float64"])
 
 
 def test_bad_arguments_are_refused(cuda_cells):

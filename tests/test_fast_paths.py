@@ -14,7 +14,7 @@ import sys
 
 import numpy as np
 import pytest
-from layer_results import CELLS, collect_results
+from layer_results import CELLS, assert_close, collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -26,13 +26,7 @@ needs_numba = pytest.mark.skipif(not HAS_NUMBA, reason="numba not installed (ext
 
 TOL = {"float64": dict(rtol=1e-10, atol=1e-12), "float32": dict(rtol=2e-5, atol=2e-6)}
 T, BATCH, I, H = 7, 4, 5, 6
-
-
-@pytest.fixture(autouse=True)
-def restore_switch():
-    old = B.fast_paths_enabled()
-    yield
-    B.set_fast_paths(old)
+pytestmark = pytest.mark.usefixtures("restore_fast_paths")
 
 
 def run_layer(cell: str, dtype: str, fast: bool, *, lengths=None, bidirectional=False,
@@ -62,15 +56,6 @@ def run_layer(cell: str, dtype: str, fast: bool, *, lengths=None, bidirectional=
     return collect_results(layer, out, h_n, dx, dh0), tape_types
 
 
-def assert_same(a: dict, b: dict, dtype: str) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        scale = max(1.0, float(np.abs(a[key]).max(initial=0.0)))
-        tol = dict(TOL[dtype])
-        tol["atol"] *= scale
-        np.testing.assert_allclose(b[key], a[key], err_msg=key, **tol)
-
-
 @needs_numba
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -90,7 +75,7 @@ def test_fast_equals_portable(cell, dtype, case):
     fast, types_f = run_layer(cell, dtype, True, **kw)
     assert types_p == {Tape}
     assert types_f == {fast_scan.FastTape}       # the fused path really ran
-    assert_same(portable, fast, dtype)
+    assert_close(portable, fast, **TOL[dtype])
 
 
 @needs_numba
@@ -99,7 +84,7 @@ def test_fast_path_differs_when_the_math_differs():
     a, _ = run_layer("lstm", "float64", False)
     b, _ = run_layer("lstm", "float64", True, seed=4)
     with pytest.raises(AssertionError):
-        assert_same(a, b, "float64")
+        assert_close(a, b, **TOL["float64"])
 
 
 @needs_numba

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from layer_results import CELLS, assert_same, collect_results
+from layer_results import CELLS, assert_close, assert_same, collect_results
 
 import scratchrnn as sr
 from scratchrnn import backend as B
@@ -34,11 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def restore_switch(monkeypatch):
+def cupy_kernels_on(monkeypatch, restore_fast_paths):
     monkeypatch.setenv("SCRATCHRNN_CUPY_KERNELS", "1")   # opt in to the fused CuPy kernels
-    old = B.fast_paths_enabled()
-    yield
-    B.set_fast_paths(old)
 
 
 def run(cell: str, device: str, dtype: str, fused: bool, every=None) -> dict:
@@ -58,22 +55,13 @@ def run(cell: str, device: str, dtype: str, fused: bool, every=None) -> dict:
     return collect_results(layer, out, h_n, dx, dh0)
 
 
-def assert_close(a: dict, b: dict, dtype: str) -> None:
-    assert a.keys() == b.keys()
-    for key in a:
-        scale = max(1.0, float(np.abs(a[key]).max(initial=0.0)))
-        tol = dict(TOL[dtype])
-        tol["atol"] *= scale
-        np.testing.assert_allclose(b[key], a[key], err_msg=key, **tol)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_fused_kernels_equal_portable(cell, dtype):
     portable = run(cell, "cuda", dtype, fused=False)
     fused = run(cell, "cuda", dtype, fused=True)
-    assert_close(portable, fused, dtype)
-    assert_close(run(cell, "cpu", dtype, fused=False), fused, dtype)
+    assert_close(portable, fused, **TOL[dtype])
+    assert_close(run(cell, "cpu", dtype, fused=False), fused, **TOL[dtype])
 
 
 def test_fused_path_really_runs_on_cupy():

@@ -139,50 +139,43 @@ def _prepare(cell: str, p: Any, dtype: Any) -> _Prepared:
 # Forward
 # --------------------------------------------------------------------------- #
 @dataclass(slots=True)
-class _Segment:
-    """Everything one forward run over steps [s0, s0+L) keeps for backward."""
-
-    hs: np.ndarray                # (L+1, B, H) states; slot 0 (reverse: L) is the entry carry
-    cs: np.ndarray | None         # (L+1, B, H) LSTM cell states
-    gates: tuple                  # G arrays (L, B, H): activated gates (() for Elman)
-    extra: np.ndarray | None      # (L, B, H) LSTM tanh(c), GRU hn
-
-
-@dataclass(slots=True)
 class FastTape:
     """What the fused path keeps from forward for backward."""
 
     cell: str
-    x: np.ndarray                         # (T, B, I)
-    mask: np.ndarray | None               # (T, B) bool
+    x: np.ndarray                 # (T, B, I)
+    mask: np.ndarray | None       # (T, B) bool
     reverse: bool
-    seg: _Segment                         # states, gates, ... of every step
+    hs: np.ndarray                # (T+1, B, H) states; slot 0 (reverse: T) is the entry carry
+    cs: np.ndarray | None         # (T+1, B, H) LSTM cell states
+    gates: tuple                  # G arrays (T, B, H): activated gates (() for Elman)
+    extra: np.ndarray | None      # (T, B, H) LSTM tanh(c), GRU hn
     hidden_grads: np.ndarray | None = field(default=None)  # (T, B, H) ∂L/∂h_t if recorded
 
 
-def _run_segment(pp: _Prepared, x: np.ndarray, carry: tuple, mask: np.ndarray | None,
-                 reverse: bool, out: np.ndarray) -> _Segment:
-    """Forward over x (L, B, I) from ``carry``, writing the outputs into ``out`` (L, B, H)."""
+def _run(pp: _Prepared, x: np.ndarray, carry: tuple, mask: np.ndarray | None, reverse: bool,
+         out: np.ndarray) -> FastTape:
+    """Forward over x (T, B, I) from ``carry``, writing the outputs into ``out`` (T, B, H)."""
     nk, xp = _kernels(x), _xp(x)
-    L, Bn, I = x.shape
+    T, Bn, I = x.shape
     G, H, dt = pp.G, pp.H, x.dtype
-    xw = xp.matmul(x.reshape(L * Bn, I), pp.w_ih.T).reshape(L, Bn, G, H)   # one GEMM
-    hs = xp.empty((L + 1, Bn, H), dtype=dt)
-    first = L if reverse else 0
+    xw = xp.matmul(x.reshape(T * Bn, I), pp.w_ih.T).reshape(T, Bn, G, H)   # one GEMM
+    hs = xp.empty((T + 1, Bn, H), dtype=dt)
+    first = T if reverse else 0
     hs[first] = carry[0]
     cs = None
     if pp.cell == "lstm":
-        cs = xp.empty((L + 1, Bn, H), dtype=dt)
+        cs = xp.empty((T + 1, Bn, H), dtype=dt)
         cs[first] = carry[1]
     gated = pp.cell in ("lstm", "gru")
-    gates = tuple(xp.empty((L, Bn, H), dtype=dt) for _ in range(G)) if gated else ()
-    extra = xp.empty((L, Bn, H), dtype=dt) if gated else None
+    gates = tuple(xp.empty((T, Bn, H), dtype=dt) for _ in range(G)) if gated else ()
+    extra = xp.empty((T, Bn, H), dtype=dt) if gated else None
     hw = xp.empty((Bn, G * H), dtype=dt)                                  # reused every step
     hw3 = hw.reshape(Bn, G, H)
     use_mask = mask is not None
     m = mask if use_mask else xp.ones((1, 1), dtype=bool)
     relu = pp.cell == "rnn_relu"
-    for t in (range(L - 1, -1, -1) if reverse else range(L)):
+    for t in (range(T - 1, -1, -1) if reverse else range(T)):
         rp, wp = (t + 1, t) if reverse else (t, t + 1)
         xp.matmul(hs[rp], pp.w_hh_t, out=hw)                              # (B, G·H)
         if pp.cell == "lstm":
@@ -193,13 +186,13 @@ def _run_segment(pp: _Prepared, x: np.ndarray, carry: tuple, mask: np.ndarray | 
                                 m, use_mask)
         else:
             nk.elman_forward_step(t, xw, hw3, pp.bias, hs, rp, wp, out, m, use_mask, relu)
-    return _Segment(hs, cs, gates, extra)
+    return FastTape(pp.cell, x, mask, reverse, hs, cs, gates, extra)
 
 
-def _final_carry(seg: _Segment, reverse: bool) -> tuple:
+def _final_carry(tape: FastTape) -> tuple:
     """Copies of the last states: a view would keep the whole (T+1, B, H) tape alive."""
-    last = 0 if reverse else seg.hs.shape[0] - 1
-    return tuple(a[last].copy() for a in (seg.hs, seg.cs) if a is not None)
+    last = 0 if tape.reverse else tape.hs.shape[0] - 1
+    return tuple(a[last].copy() for a in (tape.hs, tape.cs) if a is not None)
 
 
 def _contiguous(a: Any, dtype: Any) -> Any:
@@ -216,8 +209,8 @@ def scan_forward(cell: str, x: np.ndarray, carry: tuple, p: Any, mask: Any = Non
     mask2 = None if mask is None else xp.ascontiguousarray(mask[:, :, 0])    # (T, B)
     carry = tuple(_contiguous(c, x.dtype) for c in carry)
     out = xp.empty((T, Bn, pp.H), dtype=x.dtype)                            # (T, B, H)
-    seg = _run_segment(pp, x, carry, mask2, reverse, out)
-    return out, _final_carry(seg, reverse), FastTape(cell, x, mask2, reverse, seg)
+    tape = _run(pp, x, carry, mask2, reverse, out)
+    return out, _final_carry(tape), tape
 
 
 # --------------------------------------------------------------------------- #
@@ -246,22 +239,21 @@ def scan_backward(tape: FastTape, dout: Any, dcarry: tuple, p: Any, record: bool
     use_mask = tape.mask is not None
     rec = xp.zeros((T, Bn, H), dtype=dt) if record else xp.zeros((1, 1, 1), dtype=dt)
     relu = cell == "rnn_relu"
-    seg = tape.seg
     mk = tape.mask if use_mask else xp.ones((1, 1), dtype=bool)
     for t in (range(T) if tape.reverse else range(T - 1, -1, -1)):
         rp, wp = (t + 1, t) if tape.reverse else (t, t + 1)
         if cell == "lstm":
-            nk.lstm_backward_step(t, dh_rec, dh_res, dc, dout_a, has_dout, *seg.gates, seg.extra,
-                                  seg.cs, rp, da_x, db_x, mk, use_mask, rec, record)
+            nk.lstm_backward_step(t, dh_rec, dh_res, dc, dout_a, has_dout, *tape.gates,
+                                  tape.extra, tape.cs, rp, da_x, db_x, mk, use_mask, rec, record)
         elif cell == "gru":
-            nk.gru_backward_step(t, dh_rec, dh_res, dout_a, has_dout, *seg.gates, seg.extra,
-                                 seg.hs, rp, da_x, da_h, db_x, db_h, mk, use_mask, rec, record)
+            nk.gru_backward_step(t, dh_rec, dh_res, dout_a, has_dout, *tape.gates, tape.extra,
+                                 tape.hs, rp, da_x, da_h, db_x, db_h, mk, use_mask, rec, record)
         else:
-            nk.elman_backward_step(t, dh_rec, dh_res, dout_a, has_dout, seg.hs, wp, da_x, db_x,
+            nk.elman_backward_step(t, dh_rec, dh_res, dout_a, has_dout, tape.hs, wp, da_x, db_x,
                                    mk, use_mask, relu, rec, record)
         xp.matmul(da_h[t].reshape(Bn, G * H), pp.w_hh, out=dh_rec)   # (B, H)
 
-    h_prev = seg.hs[1:] if tape.reverse else seg.hs[:-1]                # (T, B, H)
+    h_prev = tape.hs[1:] if tape.reverse else tape.hs[:-1]              # (T, B, H)
     if cell == "gru":
         db_h[:2] = db_x[:2]
     da_x_flat, da_h_flat = da_x.reshape(T * Bn, G * H), da_h.reshape(T * Bn, G * H)

@@ -50,7 +50,7 @@ class RNNBase(Module):
         self.num_directions = 2 if bidirectional else 1
         self.generator = generator   # None: the library's default generator
         if checkpoint_every is not None and checkpoint_every is not False:
-            segment_length(1, checkpoint_every)        # validates it
+            segment_length(1, checkpoint_every)                  # validates it
         # keep every k-th state, recompute the rest in backward (True/'auto': k = ⌈√T⌉)
         self.checkpoint_every = checkpoint_every
         self.record_hidden_grads = False
