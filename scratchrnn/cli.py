@@ -8,6 +8,10 @@ generates text from a checkpoint.
 
 Bad arguments end with a one-line error and exit status 2; errors while
 running (a missing file, a diverged run) with one line and status 1.
+
+Under ``mpiexec -n N`` (or ``srun``) ``train`` runs data-parallel (see
+:mod:`scratchrnn.training.distributed`): rank 0 alone prints and writes, and
+an error on one rank ends every rank (MPI abort) with that rank's line.
 """
 
 from __future__ import annotations
@@ -151,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .data import Vocab, split_stream
     from .models import LanguageModel
     from .training import make_optimizer, make_schedule
+    from .training import distributed
     from .training.checkpoint import load_checkpoint
     from .training.plots import plot_history
     from .training.sampling import sample
@@ -161,7 +166,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--schedule {args.schedule}: needs --steps (a known length)")
     if args.clip < 0:
         raise ValueError(f"--clip: expected a number >= 0, got {args.clip}")
-    backend = B.get_backend(args.device)
+    comm = distributed.world()                      # data parallelism: under mpiexec/srun
+    args.quiet = args.quiet or not comm.is_root     # rank 0 alone prints
+    backend = B.get_backend(distributed.device_for(args.device, comm))   # a GPU per rank
     out = Path(args.out)
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
     text, source = _load_text(args)
@@ -210,29 +217,36 @@ def cmd_train(args: argparse.Namespace) -> int:
             say("---- sample ----\n" + text.strip("\n") + "\n----------------")
 
     trainer = Trainer(model, optimizer, task, config, schedule, vocab, on_eval=on_eval,
-                      info=info)
+                      info=info, comm=comm)
     if ckpt is not None:
         trainer.load(ckpt)
         if steps is not None and trainer.step >= steps:
             raise ValueError(f"--steps {steps}: the checkpoint is already at step "
                              f"{trainer.step}")
         say(f"resumed from {ckpt.path} at step {trainer.step}")
-    print(f"training a {model.config['cell'].upper()} language model "
-          f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
-          f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
-          + (f"{steps} steps" if steps else f"{minutes:g} minutes") + f", on {backend.label}",
-          flush=True)
+    if comm.is_root:
+        print(f"training a {model.config['cell'].upper()} language model "
+              f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
+              f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
+              + (f"{steps} steps" if steps else f"{minutes:g} minutes")
+              + f", on {comm.describe(backend.label)}", flush=True)
     start = time.perf_counter()
     try:
         with _blas_threads(args.threads):
             history = trainer.fit()
     except KeyboardInterrupt:
+        if comm.size > 1:   # ranks stop at different points: a collective save could hang
+            print(f"\ninterrupted; the last checkpoint is {trainer.last_checkpoint}",
+                  file=sys.stderr)
+            comm.abort(130)
         path = trainer.save(out / CHECKPOINT)
         print(f"\ninterrupted at step {trainer.step}; checkpoint written to {path} "
               f"(continue with --resume {path})", file=sys.stderr)
         return 130
     wall = time.perf_counter() - start
     ck_path = trainer.save(out / CHECKPOINT)
+    if not comm.is_root:                            # rank 0 alone writes and prints
+        return 0
     png = plot_history(history, out / "loss.png", f"{model.config['cell'].upper()} "
                        f"{model.config['hidden_size']} on {source}")
     final = sample(model, vocab, "", max(args.sample_length, 500), 0.8, seed=args.seed)
@@ -304,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_train(args)
         return cmd_sample(args)
     except Exception as err:   # one line, no traceback, for every run-time failure
+        from .training.distributed import current
         from .training.trainer import TrainingDiverged
 
         if os.environ.get("SCRATCHRNN_DEBUG"):
@@ -311,7 +326,14 @@ def main(argv: list[str] | None = None) -> int:
 
         kind = "training diverged" if isinstance(err, TrainingDiverged) else "error"
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"scratchrnn {args.command}: {kind}: {message}", file=sys.stderr)
+        comm = current()
+        if comm.size > 1 and not isinstance(err, TrainingDiverged):
+            # only this rank failed: say so, then end every rank (the others would wait)
+            print(f"scratchrnn {args.command}: {kind}: rank {comm.rank} of {comm.size}: "
+                  f"{message}", file=sys.stderr)
+            comm.abort(1)
+        if comm.is_root:    # a divergence is seen by every rank (the loss is global)
+            print(f"scratchrnn {args.command}: {kind}: {message}", file=sys.stderr)
         return 1
 
 

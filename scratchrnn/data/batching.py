@@ -13,10 +13,15 @@ lists to the longest one, time-major (T, B), and returns the ``lengths``
 vector the recurrent layers take. :func:`batch_indices` orders examples into
 batches, shuffled by a permutation that depends only on (seed, epoch), so a
 resumed run sees the same order as an uninterrupted one.
+
+**Many processes.** :func:`shard_range` gives rank r of N its contiguous share
+[lo, hi) of n items, as even as can be; :meth:`LMBatches.shard` keeps rank r's
+share of the B streams, so the N shares of a window are that window.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -75,6 +80,23 @@ class LMBatches:
     def __iter__(self) -> Iterator[LMWindow]:
         for i in range(len(self)):
             yield self.window(i)
+
+    def shard(self, rank: int, size: int) -> LMBatches:
+        """Rank ``rank`` of ``size``'s streams: columns [lo, hi) of every window."""
+        lo, hi = shard_range(self.batch_size, rank, size)
+        if hi == lo:
+            raise ValueError(f"batch_size: expected at least one stream per process "
+                             f"({size} processes), got {self.batch_size}")
+        part = copy.copy(self)
+        part.streams, part.batch_size = self.streams[:, lo:hi], hi - lo   # (n, hi - lo)
+        return part
+
+
+def shard_range(n: int, rank: int, size: int) -> tuple[int, int]:
+    """Rank ``rank`` of ``size``'s share [lo, hi) of n items: lo = ⌊n·r/N⌋, hi = ⌊n·(r+1)/N⌋."""
+    if not 0 <= rank < size:
+        raise ValueError(f"rank: expected 0 <= rank < size = {size}, got {rank}")
+    return n * rank // size, n * (rank + 1) // size
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int = 0,

@@ -11,6 +11,12 @@ evaluate. The :class:`~scratchrnn.training.trainer.Trainer` only loops.
   shuffled per (seed, epoch); evaluation reports loss and accuracy.
 * :class:`RegressionTask` -- real-valued series (T, N, I) with targets
   (N, O) or (T, N, O), mean squared error.
+
+Many processes (:mod:`.distributed`): after ``shard(comm)`` a task trains on
+rank r's share of each batch -- its streams of the TBPTT window, its part of
+the examples -- and returns the mean loss over that share with its size; the
+trainer's one Allreduce turns both into the global batch's. Evaluation sums
+over every rank's share of the validation data.
 """
 
 from __future__ import annotations
@@ -21,9 +27,10 @@ from typing import Any
 
 from .. import backend as B
 from ..backend import Array, Backend
-from ..data.batching import LMBatches, batch_indices, pad_batch
+from ..data.batching import LMBatches, batch_indices, pad_batch, shard_range
 from ..losses import CrossEntropyLoss, MSELoss
 from ..nn.module import Module
+from .distributed import Communicator, SingleProcess
 
 
 @dataclass(slots=True)
@@ -42,6 +49,16 @@ def _carry_arrays(state: Any) -> dict[str, Array]:
 
 class Task:
     """Interface: ``batches(epoch)``, ``start_epoch()``, ``train_step``, ``evaluate``."""
+
+    comm: Communicator = SingleProcess()   # the processes that share each batch
+
+    def shard(self, comm: Communicator) -> None:
+        """Train on this rank's share of each batch from now on (data parallelism).
+
+        This base version keeps whole batches: every rank computes the same
+        gradient, which is right but no faster than one process.
+        """
+        self.comm = comm
 
     def batches(self, epoch: int) -> Sequence[Any]:  # pragma: no cover
         raise NotImplementedError
@@ -80,6 +97,13 @@ class LanguageModelTask(Task):
     def batches(self, epoch: int) -> Sequence[int]:
         return range(len(self.train))
 
+    def shard(self, comm: Communicator) -> None:
+        """Keep this rank's streams (columns) of every training and validation window."""
+        self.comm = comm
+        self.train = self.train.shard(comm.rank, comm.size)
+        if self.val is not None:
+            self.val = self.val.shard(comm.rank, comm.size)
+
     def start_epoch(self) -> None:
         self.state = None
 
@@ -106,14 +130,19 @@ class LanguageModelTask(Task):
             total += B.to_scalar(self.loss(logits, w.y)) * k
             count += k
         model.train(was_training)
+        total, count = self.comm.sum_floats([total, count])     # over every rank's streams
         return {"val_loss": total / count}
 
     def state_arrays(self) -> dict[str, Array]:
-        return _carry_arrays(self.state)
+        """The carried state of all B streams (every rank's, joined: a collective)."""
+        return {k: self.comm.allgather_concat(a, axis=1)
+                for k, a in _carry_arrays(self.state).items()}
 
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
         n = sum(1 for k in arrays if k.startswith("state"))
-        parts = [backend.asarray(arrays[f"state{i}"]) for i in range(n)]
+        lo, hi = shard_range(arrays["state0"].shape[1], self.comm.rank, self.comm.size) \
+            if n else (0, 0)
+        parts = [backend.asarray(arrays[f"state{i}"][:, lo:hi]) for i in range(n)]
         self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
 
 
@@ -137,6 +166,10 @@ class ClassificationTask(Task):
         return ids, lengths, labels
 
     def train_step(self, model: Module, batch: list[int]) -> StepResult:
+        lo, hi = shard_range(len(batch), self.comm.rank, self.comm.size)
+        batch = batch[lo:hi]                                  # this rank's share
+        if not batch:
+            return StepResult(0.0, 0)
         ids, lengths, labels = self._tensors([self.train_set[i] for i in batch])
         loss = self.loss(model(ids, lengths), labels)                     # logits (B, C)
         model.backward(self.loss.backward())
@@ -150,14 +183,17 @@ class ClassificationTask(Task):
         model.eval()
         xp = self.backend.xp
         total, correct = 0.0, 0
-        for start in range(0, len(self.val_set), self.batch_size):
-            items = self.val_set[start:start + self.batch_size]
+        lo, hi = shard_range(len(self.val_set), self.comm.rank, self.comm.size)
+        mine = self.val_set[lo:hi]                            # this rank's share
+        for start in range(0, len(mine), self.batch_size):
+            items = mine[start:start + self.batch_size]
             ids, lengths, labels = self._tensors(items)
             logits = model(ids, lengths)
             total += B.to_scalar(self.loss(logits, labels)) * len(items)
             correct += int(B.to_scalar(xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels,
                                                         xp.int64))))
         model.train(was_training)
+        total, correct = self.comm.sum_floats([total, correct])
         n = len(self.val_set)
         return {"val_loss": total / n, "val_accuracy": correct / n}
 
@@ -180,6 +216,10 @@ class RegressionTask(Task):
         return batch_indices(self.x.shape[1], self.batch_size, True, self.seed, epoch)
 
     def train_step(self, model: Module, batch: list[int]) -> StepResult:
+        lo, hi = shard_range(len(batch), self.comm.rank, self.comm.size)
+        batch = batch[lo:hi]                                  # this rank's share
+        if not batch:
+            return StepResult(0.0, 0)
         pred = model(self._take(self.x, batch))
         loss = self.loss(pred, self._take(self.y, batch))
         model.backward(self.loss.backward())

@@ -22,6 +22,11 @@ the optimizer state, the step, the epoch and the position in it, the carried
 TBPTT state, the random generators' states and the history, so
 ``Trainer.load`` followed by ``fit`` continues exactly (bit for bit) where an
 uninterrupted run would be.
+
+Many processes (``mpiexec -n N``, see :mod:`.distributed`): each rank trains
+on its share of every batch and one Allreduce per step makes the gradients
+(and the loss) those of the global batch, before clipping; rank 0 alone
+writes checkpoints, which hold every rank's carried state and random streams.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from ..backend import Generator
 from ..data.vocab import Vocab
 from ..nn.module import Module
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from . import distributed
 from .clip import clip_grad_norm_, grad_norm
 from .optim import Optimizer
 from .schedules import Schedule
@@ -100,7 +106,8 @@ class Trainer:
                  generators: dict[str, Generator] | None = None,
                  on_eval: Callable[[Trainer, dict[str, float]], None] | None = None,
                  on_step: Callable[[Trainer], None] | None = None,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None,
+                 comm: distributed.Communicator | None = None) -> None:
         self.model, self.optimizer, self.task, self.config = model, optimizer, task, config
         self.schedule, self.vocab = schedule, vocab
         # generators whose state a checkpoint keeps (the default one always)
@@ -113,13 +120,16 @@ class Trainer:
         self.history = History()
         self.last_checkpoint: Path | None = None
         self.elapsed = 0.0       # seconds spent in fit(), across resumes
+        # data parallelism: shard the task, rank 0's weights everywhere (no-op for one process)
+        self.comm = distributed.setup(model, task, self._rngs(), comm)
 
     # ---- the loop ------------------------------------------------------- #
     def _done(self, start: float) -> bool:
         c = self.config
         return ((c.max_steps is not None and self.step >= c.max_steps)
                 or (c.epochs is not None and self.epoch >= c.epochs)
-                or (c.max_seconds is not None and time.perf_counter() - start >= c.max_seconds))
+                or (c.max_seconds is not None   # every rank stops at the same step
+                    and self.comm.any(time.perf_counter() - start >= c.max_seconds)))
 
     def _progress(self) -> Any:
         from tqdm.auto import tqdm
@@ -164,6 +174,8 @@ class Trainer:
         self.optimizer.lr = lr
         self.optimizer.zero_grad()
         result = self.task.train_step(self.model, batch)
+        result.loss, result.tokens = self.comm.average_gradients(      # global batch's
+            self.optimizer.params, result.loss, result.tokens)
         if not math.isfinite(result.loss):
             self._diverged(f"the loss is {result.loss}")
         params = self.optimizer.params
@@ -207,13 +219,17 @@ class Trainer:
         return {"default": B.default_generator(), **self.generators}
 
     def save(self, path: str | os.PathLike) -> Path:
+        rng = {k: g.get_state() for k, g in self._rngs().items()}
         info = {**self.info, "trainer": {"epoch": self.epoch, "position": self.position,
                                          "elapsed": self.elapsed},
-                "history": self.history.to_dict()}
+                "history": self.history.to_dict(), **self.comm.rank_states(rng)}
+        arrays = self.task.state_arrays()       # under N processes both are collectives
+        if not self.comm.is_root:               # rank 0 alone writes
+            self.last_checkpoint = Path(path)
+            return self.last_checkpoint
         self.last_checkpoint = save_checkpoint(
             path, self.model, self.optimizer, vocab=self.vocab, step=self.step,
-            rng={k: g.get_state() for k, g in self._rngs().items()}, info=info,
-            arrays=self.task.state_arrays())
+            rng=rng, info=info, arrays=arrays)
         return self.last_checkpoint
 
     def load(self, path: str | os.PathLike | Checkpoint) -> Checkpoint:
@@ -230,6 +246,7 @@ class Trainer:
         for name, state in ck.rng.items():
             if name in rngs:
                 rngs[name].set_state(state)
+        self.comm.restore_rank_states(ck.info, rngs)   # each rank's own streams
         t = ck.info.get("trainer", {})
         self.step = ck.step
         self.epoch, self.position = int(t.get("epoch", 0)), int(t.get("position", 0))
