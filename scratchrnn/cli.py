@@ -154,8 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import backend as B
     from .data import Vocab, split_stream
     from .models import LanguageModel
-    from .training import make_optimizer, make_schedule
-    from .training import distributed
+    from .training import distributed, make_optimizer, make_schedule
     from .training.checkpoint import load_checkpoint
     from .training.plots import plot_history
     from .training.sampling import sample

@@ -53,7 +53,7 @@ class Communicator:
     """The collectives data parallelism needs; see the module docstring.
 
     Subclasses give ``rank``, ``size``, ``local_rank`` (rank on this machine),
-    ``allreduce_``, ``broadcast_``, ``allgather`` and ``abort``; the training
+    ``allreduce_``, ``broadcast_``, ``allgather``, ``barrier`` and ``abort``; the training
     helpers below are written once on top of them.
     """
 
@@ -78,6 +78,9 @@ class Communicator:
     def allgather(self, obj: Any) -> list[Any]:
         """Every rank's ``obj`` (any picklable value), in rank order."""
         return [obj]
+
+    def barrier(self) -> None:
+        """Wait until every rank is here (rank 0 has finished writing a checkpoint)."""
 
     def abort(self, code: int = 1) -> None:
         """End every rank now with exit status ``code``."""
@@ -242,10 +245,14 @@ class MPIComm(Communicator):
     def allgather(self, obj: Any) -> list[Any]:
         return self._comm.allgather(obj)
 
+    def barrier(self) -> None:
+        self._comm.Barrier()
+
     def abort(self, code: int = 1) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         self._comm.Abort(code)
+        os._exit(code)   # MPICH's MPI_Abort can return before the launcher kills us
 
 
 def _abort_on_uncaught_exception(comm: Communicator) -> None:

@@ -44,8 +44,8 @@ from .. import backend as B
 from ..backend import Generator
 from ..data.vocab import Vocab
 from ..nn.module import Module
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from . import distributed
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, grad_norm
 from .optim import Optimizer
 from .schedules import Schedule
@@ -224,12 +224,12 @@ class Trainer:
                                          "elapsed": self.elapsed},
                 "history": self.history.to_dict(), **self.comm.rank_states(rng)}
         arrays = self.task.state_arrays()       # under N processes both are collectives
-        if not self.comm.is_root:               # rank 0 alone writes
-            self.last_checkpoint = Path(path)
-            return self.last_checkpoint
-        self.last_checkpoint = save_checkpoint(
-            path, self.model, self.optimizer, vocab=self.vocab, step=self.step,
-            rng=rng, info=info, arrays=arrays)
+        self.last_checkpoint = Path(path)
+        if self.comm.is_root:                   # rank 0 alone writes ...
+            self.last_checkpoint = save_checkpoint(
+                path, self.model, self.optimizer, vocab=self.vocab, step=self.step,
+                rng=rng, info=info, arrays=arrays)
+        self.comm.barrier()                     # ... and no rank goes on before it is done
         return self.last_checkpoint
 
     def load(self, path: str | os.PathLike | Checkpoint) -> Checkpoint:
