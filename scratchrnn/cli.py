@@ -235,8 +235,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             history = trainer.fit()
     except KeyboardInterrupt:
         if comm.size > 1:   # ranks stop at different points: a collective save could hang
-            print(f"\ninterrupted; the last checkpoint is {trainer.last_checkpoint}",
-                  file=sys.stderr)
+            print(f"\ninterrupted at step {trainer.step}; the last checkpoint is "
+                  f"{trainer.last_checkpoint or 'none yet'}", file=sys.stderr)
             comm.abort(130)
         path = trainer.save(out / CHECKPOINT)
         print(f"\ninterrupted at step {trainer.step}; checkpoint written to {path} "
