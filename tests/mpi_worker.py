@@ -5,6 +5,7 @@
                                                  OUT/rank{r}.npz (weights) and .json
     python tests/mpi_worker.py cli-fault ARGS..  ``scratchrnn train ARGS`` where rank 1
                                                  raises at step 5 (bad data on one rank)
+    python tests/mpi_worker.py cli-nan ARGS..    ... where rank 1's loss is NaN at step 5
     python tests/mpi_worker.py uncaught          rank 1 raises outside the CLI at step 3
     python tests/mpi_worker.py killed            rank 1 is killed (SIGKILL) at step 3
 """
@@ -55,16 +56,19 @@ def classify(out: Path) -> None:
          "grad_norm": history.grad_norm, "val": history.val}))
 
 
-def cli_fault(argv: list[str]) -> int:
-    """The CLI, with bad data on rank 1 at step 5."""
+def cli_fault(argv: list[str], nan: bool) -> int:
+    """The CLI, with bad data (an exception or a NaN loss) on rank 1 at step 5."""
     from scratchrnn.cli import main
 
     train_step = LanguageModelTask.train_step
 
     def failing(self, model, batch):
+        result = train_step(self, model, batch)
         if self.comm.rank == 1 and batch == 4:
-            raise ValueError("bad data on this rank (test)")
-        return train_step(self, model, batch)
+            if not nan:
+                raise ValueError("bad data on this rank (test)")
+            result.loss = float("nan")
+        return result
 
     LanguageModelTask.train_step = failing
     return main(argv)
@@ -99,7 +103,7 @@ if __name__ == "__main__":
     mode, rest = sys.argv[1], sys.argv[2:]
     if mode == "classify":
         classify(Path(rest[0]))
-    elif mode == "cli-fault":
-        sys.exit(cli_fault(rest))
+    elif mode in ("cli-fault", "cli-nan"):
+        sys.exit(cli_fault(rest, nan=mode == "cli-nan"))
     else:
         fail_at_step_3(mode)
