@@ -231,7 +231,7 @@ def cmd_train(args: argparse.Namespace) -> int:
               + f", on {comm.describe(backend.label)}", flush=True)
     start = time.perf_counter()
     try:
-        with _blas_threads(args.threads):
+        with _blas_threads(args.threads or distributed.threads_per_rank(comm)):
             history = trainer.fit()
     except KeyboardInterrupt:
         if comm.size > 1:   # ranks stop at different points: a collective save could hang

@@ -107,6 +107,19 @@ def test_each_rank_gets_its_own_gpu(monkeypatch):
     assert distributed.device_for("cuda", Rank3()) == "cuda"     # no GPU: the error says so
 
 
+def test_processes_sharing_a_machine_share_its_cores(monkeypatch):
+    class Local(distributed.SingleProcess):
+        size, local_size = 8, 4
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert distributed.threads_per_rank(distributed.SingleProcess()) is None
+    if importlib.util.find_spec("threadpoolctl") is not None:
+        assert distributed.threads_per_rank(Local()) == 4
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        Local.local_size = 3
+        assert distributed.threads_per_rank(Local()) == 1
+
+
 # ---- under mpiexec ---------------------------------------------------------- #
 def _mpiexec() -> str | None:
     here = Path(sys.executable).parent / "mpiexec"

@@ -31,6 +31,7 @@ rank (``MPI_Abort``) instead of leaving the others waiting in a collective.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import sys
@@ -52,13 +53,13 @@ KINDS = ("auto", "single", "mpi")
 class Communicator:
     """The collectives data parallelism needs; see the module docstring.
 
-    Subclasses give ``rank``, ``size``, ``local_rank`` (rank on this machine),
+    Subclasses give ``rank``, ``size``, ``local_rank``, ``local_size``,
     ``allreduce_``, ``broadcast_``, ``allgather``, ``barrier`` and ``abort``; the training
     helpers below are written once on top of them.
     """
 
     name = "single process"
-    rank, size, local_rank = 0, 1, 0
+    rank, size, local_rank, local_size = 0, 1, 0, 1   # local: on this machine
     reduce_seconds = 0.0   # time spent in average_gradients, pack to unpack (benchmarks)
 
     @property
@@ -206,7 +207,7 @@ class MPIComm(Communicator):
         self._MPI, self._comm = MPI, MPI.COMM_WORLD
         self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
         node = self._comm.Split_type(MPI.COMM_TYPE_SHARED)
-        self.local_rank = node.Get_rank()
+        self.local_rank, self.local_size = node.Get_rank(), node.Get_size()
         node.Free()
         self._nccl: Any = None     # decided at the first CuPy buffer (collectively)
 
@@ -315,6 +316,15 @@ def setup(model: Any, task: Any, generators: Mapping[str, Generator],
         comm.broadcast_parameters(model.parameters())
         comm.decorrelate(generators)
     return comm
+
+
+def threads_per_rank(comm: Communicator) -> int | None:
+    """BLAS threads for each of the processes that share this machine's cores, so that
+    they do not oversubscribe them: ⌊cores / local processes⌋ (None: leave BLAS alone,
+    for one process or without threadpoolctl to set it)."""
+    if comm.local_size == 1 or importlib.util.find_spec("threadpoolctl") is None:
+        return None
+    return max(1, (os.cpu_count() or 1) // comm.local_size)
 
 
 def device_for(spec: Any, comm: Communicator) -> Any:
