@@ -99,7 +99,9 @@ def test_each_rank_gets_its_own_gpu(monkeypatch):
         rank, size, local_rank = 3, 4, 3
 
     monkeypatch.setattr(nccl, "device_count", lambda: 2)
-    assert distributed.device_for("cuda", Rank3()) == "cuda:1"
+    used = []
+    monkeypatch.setattr(nccl, "use_device", used.append)
+    assert distributed.device_for("cuda", Rank3()) == "cuda:1" and used == [1]
     assert distributed.device_for("cuda:0", Rank3()) == "cuda:0"   # asked for: kept
     assert distributed.device_for("cpu", Rank3()) == "cpu"
     assert distributed.device_for("cuda", distributed.SingleProcess()) == "cuda"

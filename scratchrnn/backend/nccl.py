@@ -40,6 +40,13 @@ def device_count() -> int:
         return 0
 
 
+def use_device(index: int) -> None:
+    """Make GPU ``index`` this process's current CUDA device (one GPU per process)."""
+    import cupy
+
+    cupy.cuda.Device(index).use()
+
+
 def unique_id() -> Any:
     """A fresh NCCL id (bytes or a tuple, picklable), made on one rank and sent to all."""
     from cupy.cuda import nccl

@@ -338,5 +338,6 @@ def device_for(spec: Any, comm: Communicator) -> Any:
 
         n = nccl.device_count()
         if n:
+            nccl.use_device(comm.local_rank % n)    # also CuPy's current device
             return f"cuda:{comm.local_rank % n}"
     return spec
