@@ -72,6 +72,41 @@ def test_one_process_changes_nothing():
     assert comm.describe("cpu") == "cpu"
 
 
+class Twins(distributed.Communicator):
+    """Rank 0 of 2 in one process, where rank 1 always sends what rank 0 sends."""
+
+    rank, size = 0, 2
+
+    def __init__(self) -> None:
+        self.reduced: list[tuple[int, ...]] = []
+
+    def allreduce_(self, buf):
+        self.reduced.append(tuple(buf.shape))
+        return buf * 2
+
+    def allgather(self, obj):
+        return [obj, obj]
+
+
+def test_one_allreduce_of_one_flat_buffer_per_step(tmp_path):
+    from scratchrnn.models import LanguageModel
+    from scratchrnn.training import Adam
+    from scratchrnn.training.tasks import LanguageModelTask
+    from scratchrnn.training.trainer import TrainConfig, Trainer
+
+    model = LanguageModel(11, 8, 2, "gru", 4, generator=B.Generator(0))
+    task = LanguageModelTask([i % 11 for i in range(300)], None, batch_size=6, seq_len=5)
+    comm = Twins()
+    trainer = Trainer(model, Adam(model.named_parameters(), 0.01), task,
+                      TrainConfig(max_steps=7, progress=False), comm=comm)
+    assert task.train.batch_size == 3                       # rank 0's half of the streams
+    trainer.fit()
+    assert comm.reduced == [(model.num_parameters() + 2,)] * 7   # gradients, loss, count
+    assert trainer.history.tokens_per_s and all(t > 0 for t in trainer.history.tokens_per_s)
+    trainer.save(tmp_path / "ck.npz")                       # both ranks' states, joined
+    assert load_checkpoint(tmp_path / "ck.npz").arrays["state0"].shape == (2, 6, 8)
+
+
 def test_without_a_launcher_mpi4py_is_not_imported():
     env = {k: v for k, v in os.environ.items() if k not in distributed.SIZE_VARIABLES}
     env["PYTHONPATH"] = str(ROOT)
