@@ -335,7 +335,3 @@ def to_numpy_dtype(dtype: Any) -> np.dtype:
 def dtype_name_of(dtype: Any) -> str:
     """``'float32'`` for any backend's float32 dtype object, and so on."""
     return str(to_numpy_dtype(dtype))
-
-
-# The fused CPU kernels (numba, optional) are switched here; see fast_scan.
-from .fast_scan import fast_paths_enabled, set_fast_paths  # noqa: E402,F401
