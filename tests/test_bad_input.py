@@ -183,6 +183,9 @@ def test_dh_n_wrong_shape():
     layer(X)
     with pytest.raises(ValueError, match=esc("dh_n: expected shape (1, 2, 4) (the final "
                                              "state's shape), got (2, 4)")):
+        layer.backward(None, (np.zeros((2, 4)), None))
+    with pytest.raises(ValueError, match=esc("dc_n: expected shape (1, 2, 4) (the final "
+                                             "state's shape), got (2, 4)")):
         layer.backward(None, (None, np.zeros((2, 4))))
 
 

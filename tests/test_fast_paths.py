@@ -90,7 +90,8 @@ def test_fast_path_differs_when_the_math_differs():
 @needs_numba
 @pytest.mark.parametrize("cell", list(CELLS))
 def test_backward_twice_accumulates(cell):
-    """The tape survives backward: a second call adds the same gradients again."""
+    """Forward + backward twice adds the same gradients again (a second backward
+    after one forward is refused: issue 11)."""
     B.set_fast_paths(True)
     layer = CELLS[cell](input_size=I, hidden_size=H, dtype="float64", generator=B.Generator(0))
     x = np.random.default_rng(0).standard_normal((T, BATCH, I))
@@ -98,6 +99,7 @@ def test_backward_twice_accumulates(cell):
     d = np.ones_like(out)
     dx1, _ = layer.backward(d)
     once = {n: p.grad.copy() for n, p in layer.named_parameters()}
+    layer(x)
     dx2, _ = layer.backward(d)
     np.testing.assert_array_equal(dx1, dx2)
     for n, p in layer.named_parameters():
