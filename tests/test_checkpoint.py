@@ -232,3 +232,12 @@ def test_carried_state_that_does_not_fit_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"carried state extra/state0: expected a float array "
                                          r"of shape \(1, 2, 5\)"):
         C.load_checkpoint(path)
+
+
+def test_compressed_members_are_refused_so_arrays_are_bounded_by_the_file(tmp_path):
+    path = tmp_path / "packed.npz"
+    np.savez_compressed(path, **{serialize.META_KEY: np.frombuffer(b"{}", dtype=np.uint8),
+                                 "extra/zeros": np.zeros(10**6)})
+    assert path.stat().st_size < 20_000                      # 8 MB of zeros in a few kB
+    with pytest.raises(ValueError, match="packed.npz: array '.*' is compressed"):
+        C.load_checkpoint(path)

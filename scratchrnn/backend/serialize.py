@@ -93,9 +93,9 @@ def read_npz_index(path: str | os.PathLike, max_meta_bytes: int = 1 << 28
 
     Every error names the file. Refused: a file that is not a zip archive
     (text, JSON, a lone ``.npy``), members that are not ``.npy`` arrays,
-    object (pickled) or structured dtypes, and headers whose declared size
-    does not match the member's size in the archive (so a tiny file cannot
-    make the reader allocate a huge array).
+    compressed members, object (pickled) or structured dtypes, and headers
+    whose declared size does not match the member's size in the archive. So
+    no array read from the file is larger than the file itself.
     """
     path = Path(path)
     if not path.is_file():
@@ -110,6 +110,10 @@ def read_npz_index(path: str | os.PathLike, max_meta_bytes: int = 1 << 28
                     raise ValueError(f"checkpoint {path}: unexpected member "
                                      f"{member.filename!r} (not an .npy array)")
                 name = member.filename[:-4]
+                if member.compress_type != zipfile.ZIP_STORED:   # np.savez stores, never packs
+                    raise ValueError(f"checkpoint {path}: array {name!r} is compressed "
+                                     f"({member.compress_size} bytes for {member.file_size}); "
+                                     f"scratchrnn writes uncompressed arrays only")
                 with zf.open(member) as f:
                     info, header_len = _read_header(f, path, name)
                 n = int(np.prod(info.shape, dtype=np.float64)) if info.shape else 1
