@@ -79,15 +79,16 @@ def _upstream(dloss: Any, shape: tuple[int, ...], reduction: str, like: Array) -
 
 def _check_mask(m: Array) -> None:
     """A mask holds booleans or the numbers 0 and 1 (0.5 or NaN would be ambiguous)."""
-    if B.namespace(m).isdtype(m.dtype, "bool"):
+    xp = B.namespace(m)
+    if xp.isdtype(m.dtype, "bool"):
         return
-    host = B.to_numpy(m)
-    if host.dtype.kind not in "iuf":
-        raise TypeError(f"mask: expected booleans or 0/1 numbers, got dtype {host.dtype}")
-    bad = host[(host != 0) & (host != 1)]
-    if bad.size:
-        raise ValueError(f"mask: expected booleans or the values 0 and 1, got {bad.flat[0]!r} "
-                         f"({bad.size} other value(s))")
+    if not xp.isdtype(m.dtype, ("integral", "real floating")):
+        raise TypeError(f"mask: expected booleans or 0/1 numbers, got dtype {B.dtype_name(m)}")
+    bad = (m != 0) & (m != 1)                                  # NaN is neither
+    if bool(xp.any(bad)):
+        values = B.to_numpy(m)[B.to_numpy(bad)]
+        raise ValueError(f"mask: expected booleans or the values 0 and 1, got "
+                         f"{values.flat[0]!r} ({values.size} such value(s))")
 
 
 @dataclass(slots=True)
