@@ -4,7 +4,9 @@ A :class:`Module` owns :class:`Parameter` objects (``.data`` and ``.grad``)
 and child modules. Its ``forward`` caches what ``backward`` needs; there is
 no autograd, so a model's ``backward`` calls its children's ``backward`` in
 reverse order, each returning the gradient with respect to its input and
-accumulating into its parameters' ``.grad``.
+accumulating into its parameters' ``.grad``. One forward allows one backward:
+a second raises ``RuntimeError`` instead of adding the gradients twice
+(:func:`~scratchrnn.nn.checks.cache_for_backward`).
 
 Parameters iterate as one flat name -> Parameter mapping
 (``named_parameters()``, names like ``rnn.weight_ih_l0``) that optimizers,
