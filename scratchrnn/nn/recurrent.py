@@ -130,6 +130,7 @@ class RNNBase(Module):
         self._tapes: dict[tuple[int, int], Any] = {}
         self._drop_masks: dict[int, Array] = {}
         self._batch = 0
+        self._backward_done = False   # set by backward: one backward per forward
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -221,24 +222,27 @@ class RNNBase(Module):
 
     # ---- backward ------------------------------------------------------ #
     def _run_backward(self, d_output: Any, dh_n: tuple[Any, ...]) -> tuple[Array, tuple]:
-        if not self._tapes:
-            raise RuntimeError("backward called before forward (or after .to())")
+        checks.cache_for_backward(self, checks.SPENT if self._backward_done
+                                  else self._tapes or None)  # one backward per forward
         backend, xp = self.backend, self.backend.xp
         T = self._tapes[(0, 0)].x.shape[0]
         H = self.output_size
         DH = self.num_directions * H
         dtype = self._tapes[(0, 0)].x.dtype
         shapes = self._state_shapes(self._batch)
+        names = ("dh_n",) if self.cell.carry_size == 1 else ("dh_n", "dc_n")
+        checks.check_carry_grads(dh_n, names)
         if d_output is not None:
-            checks.check_array("d_output", d_output, backend)
             want = (self._batch, T, DH) if self.batch_first else (T, self._batch, DH)
-            checks.check_shape("d_output", d_output, want, "(the forward output's shape)")
+            checks.check_grad_input("d_output", d_output, want, dtype, backend,
+                                    "(the forward output's shape)")
             if self.batch_first:
                 d_output = xp.permute_dims(d_output, (1, 0, 2))   # (T, B, D·H)
-        for d, shape in zip(dh_n, shapes):
+        for name, d, shape in zip(names, dh_n, shapes):
             if d is not None:
-                checks.check_array("dh_n", d, backend)
-                checks.check_shape("dh_n", d, shape, "(the final state's shape)")
+                checks.check_grad_input(name, d, shape, dtype, backend,
+                                        "(the final state's shape)")
+        self._backward_done = True
         dcarry_n = tuple(
             xp.zeros(shape, dtype=dtype, device=backend.device) if d is None else d
             for d, shape in zip(dh_n, shapes))
