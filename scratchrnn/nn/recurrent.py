@@ -46,7 +46,7 @@ class RNNBase(Module):
                  bidirectional: bool = False, *, dtype: str = "float32",
                  device: str | B.Backend | None = None, generator: Generator | None = None,
                  checkpoint_every: int | bool | str | None = None, engine: str | None = None,
-                 proj_size: int = 0) -> None:
+                 allow_tf32: bool | None = None, proj_size: int = 0) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
@@ -73,6 +73,8 @@ class RNNBase(Module):
         self.checkpoint_every = checkpoint_every
         # which engine runs the time loop: "auto" | "reference" | "numba" | "cupy"
         self.engine = check_engine_name(engine if engine is not None else default_engine())
+        # float32 GEMMs on TF32 tensor cores (cuda-graph engine; None: CuPy's CUPY_TF32)
+        self.allow_tf32 = allow_tf32
         self.proj_size = proj_size
         self.record_hidden_grads = False
         self.hidden_grads: dict[tuple[int, int], Array] = {}
@@ -121,7 +123,7 @@ class RNNBase(Module):
 
     def engine_for(self, x: Array) -> Engine:
         """The engine this layer runs on arrays like ``x`` (checkpointing included)."""
-        engine = select_engine(self.engine, x)
+        engine = select_engine(self.engine, x, self.allow_tf32)
         if self.checkpoint_every is not None and self.checkpoint_every is not False:
             engine = Checkpointed(engine, self.checkpoint_every)
         return engine
