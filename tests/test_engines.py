@@ -291,6 +291,33 @@ def test_graph_pool_is_bounded_and_falls_back(where):
 
 
 @pytest.mark.skipif(CXX is None, reason="needs a C++ compiler")
+def test_graph_capture_failure_falls_back_with_one_warning():
+    import scratchrnn as sr
+
+    class Failing:
+        def run(self, plan, which, ops):
+            raise RuntimeError("operation not permitted when stream is capturing")
+
+    graph = CudaGraphEngine(CudaOnCpuTarget(), runner=Failing())
+    layer = sr.GRU(I, H, dtype="float64", engine="reference", generator=B.Generator(0))
+    ref = sr.GRU(I, H, dtype="float64", engine="reference", generator=B.Generator(0))
+    layer.engine_for = lambda x: graph
+    x = np.random.default_rng(0).standard_normal((T, BATCH, I))
+    with pytest.warns(RuntimeWarning, match="capture failed.*eager 'cupy' engine"):
+        out, _ = layer(x)
+    np.testing.assert_allclose(out, ref(x)[0], rtol=1e-12)
+    layer.backward(np.ones_like(out))
+    ref.backward(np.ones_like(out))
+    np.testing.assert_allclose(layer.weight_hh_l0.grad, ref.weight_hh_l0.grad, rtol=1e-10)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # one line, not one per call
+        layer(x)
+    assert graph.plans() == 0                               # nothing half-built is kept
+
+
+@pytest.mark.skipif(CXX is None, reason="needs a C++ compiler")
 def test_graph_plan_records_one_product_and_one_kernel_per_step():
     import scratchrnn as sr
 
