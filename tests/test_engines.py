@@ -407,10 +407,14 @@ def test_bad_engine_names_and_mismatches_are_refused():
 def test_environment_variable_sets_only_the_default():
     code = ("import scratchrnn as sr; print(sr.LSTM(2, 3).engine, "
             "sr.LSTM(2, 3, engine='auto').engine)")
-    env = dict(os.environ, SCRATCHRNN_ENGINE="reference")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True).stdout.split()
-    assert out == ["reference", "auto"]
+    for extra in ({"SCRATCHRNN_ENGINE": "reference"}, {"SCRATCHRNN_FAST": "0"}):
+        env = dict(os.environ, **extra)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert out == ["reference", "auto"], extra
+    env = dict(os.environ, SCRATCHRNN_ENGINE="fastest")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode != 0 and "SCRATCHRNN_ENGINE: expected one of" in proc.stderr
 
 
 def test_without_numba_everything_still_runs():
