@@ -68,7 +68,7 @@ _positive = _float_in(0.0, float("inf"), low_open=True)
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scratchrnn", description="Recurrent networks from scratch, with "
                      "hand-written backpropagation through time.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,sample,gradcheck}",
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,export,gradcheck}",
                                 parser_class=_Parser)
     sub.required = True
 
@@ -125,6 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--top-p", type=_float_in(0.0, 1.0, low_open=True), default=None)
     s.add_argument("--seed", type=int, default=None)
     s.add_argument("--device", default="cpu")
+
+    e = sub.add_parser("export", help="write a checkpoint's weights as .safetensors",
+                       description="Write a checkpoint's model weights as a .safetensors file "
+                       "under PyTorch's names (config and vocabulary in its metadata), "
+                       "loadable with safetensors.torch.load_file into the equivalent torch.nn "
+                       "model (submodules embedding, rnn, head).")
+    e.add_argument("checkpoint", help="a checkpoint file (or the --out folder of a run)")
+    e.add_argument("output", metavar="OUT.safetensors", help="the file to write")
 
     sub.add_parser("gradcheck", help="check every hand-written gradient numerically",
                    add_help=False)
@@ -305,6 +313,24 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training.checkpoint import load_checkpoint
+    from .training.export import save_safetensors
+
+    out = Path(args.output)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"OUT.safetensors: expected a file name ending in .safetensors, got "
+                         f"{str(out)!r}")
+    if out.is_dir():
+        raise ValueError(f"OUT.safetensors: {out} is a folder")
+    ckpt = load_checkpoint(_checkpoint_path(args.checkpoint))
+    model = ckpt.build_model()
+    path = save_safetensors(model, out, ckpt.vocab)
+    print(f"wrote {len(model.state_dict())} arrays ({model.num_parameters():,} parameters, "
+          f"PyTorch's names) to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "gradcheck":
@@ -315,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_sample(args)
     except Exception as err:   # one line, no traceback, for every run-time failure
         from .training.distributed import current
