@@ -13,8 +13,13 @@ for what one process gets from the same cores. Rank 0 reports:
 * the wait share: time rank 0 waits for the slowest rank before it (a barrier
   timed just before the exchange; on a shared machine, other jobs' load).
 
-With ``--repeat k`` the three runs are interleaved k times and each row shows
-its fastest run (on a shared machine, the one least disturbed by other jobs).
+A last row is the ceiling for this machine: N independent processes, each
+training its own model on B/N streams at the same time, with no exchange at
+all. What they lose against N times one process is lost to the cores
+sharing caches and memory, not to communication.
+
+With ``--repeat k`` the runs are interleaved k times and each row shows its
+fastest run (on a shared machine, the one least disturbed by other jobs).
 
     python benchmarks/data_parallel.py [--ranks 2] [--steps 80] [--repeat 3]
 """
@@ -35,17 +40,20 @@ HERE = Path(__file__).resolve().parent
 WARMUP = 5
 
 
-def worker(steps: int) -> None:
+def worker(steps: int, alone: bool) -> None:
     from scratchrnn import backend as B
     from scratchrnn.data import Vocab, default_corpus, split_stream
     from scratchrnn.engines import default_engine, select_engine
     from scratchrnn.models import LanguageModel
     from scratchrnn.training import Adam
-    from scratchrnn.training.distributed import world
+    from scratchrnn.training.distributed import SingleProcess, world
     from scratchrnn.training.tasks import LanguageModelTask
     from scratchrnn.training.trainer import TrainConfig, Trainer
 
     comm = world()
+    size = comm.size
+    if alone:                               # no exchange: every process on its own B/N
+        comm = SingleProcess()
     x = B.get_backend("cpu").zeros((64, 32, 1), "float32")
     engine = select_engine(default_engine(), x).name   # what the LSTM runs on
     text = default_corpus()
@@ -53,7 +61,7 @@ def worker(steps: int) -> None:
     train_ids, _ = split_stream(vocab.encode(text), 0.05)
     B.manual_seed(0)
     model = LanguageModel(len(vocab), 256, 1, "lstm", None, 0.0, dtype="float32")
-    task = LanguageModelTask(train_ids, None, 32, 64)
+    task = LanguageModelTask(train_ids, None, 32 // size if alone else 32, 64)
     trainer = Trainer(model, Adam(model.named_parameters(), 3e-3), task,
                       TrainConfig(max_steps=steps, clip=5.0, progress=False), comm=comm)
     seconds = {"wait": 0.0, "exchange": 0.0}
@@ -74,20 +82,21 @@ def worker(steps: int) -> None:
     trainer.fit()
     steps_s = [b[0] - a[0] for a, b in zip(marks[WARMUP:], marks[WARMUP + 1:])]
     median, total = sorted(steps_s)[len(steps_s) // 2], sum(steps_s)
-    if comm.is_root:
+    if world().is_root:
         share = {k: (marks[-1][1][k] - marks[WARMUP][1][k]) / total for k in seconds}
-        print(json.dumps({"ranks": comm.size, "tokens_per_s": 32 * 64 / median,
+        print(json.dumps({"ranks": size, "tokens_per_s": 32 * 64 / median,
                           "median_step_ms": 1e3 * median, "allreduce_share": share["exchange"],
                           "wait_share": share["wait"], "engine": engine}),
               flush=True)
 
 
-def run(ranks: int, threads: int, steps: int) -> dict:
+def run(ranks: int, threads: int, steps: int, alone: bool = False) -> dict:
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads), PYTHONPATH=str(HERE.parent))
     mpiexec = Path(sys.executable).parent / "mpiexec"
     cmd = [str(mpiexec) if mpiexec.exists() else "mpiexec", "-n", str(ranks), sys.executable,
            str(Path(__file__).resolve()), "--worker", "--steps", str(steps)]
+    cmd += ["--alone"] if alone else []
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True,
                          timeout=1800).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -100,19 +109,21 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="interleaved rounds (1)")
     parser.add_argument("--blas", default="auto", help=blas_env.CHOICES_HELP)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--alone", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     line = blas_env.apply(args.blas)
     if args.worker:
-        worker(args.steps)
+        worker(args.steps, args.alone)
         return
     print(line)
     print(f"load average before: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
-    configs = {"1 x 1": (1, 1), f"1 x {args.ranks}": (1, args.ranks),
-               f"{args.ranks} x 1": (args.ranks, 1)}
+    n = args.ranks
+    configs = {"1 x 1": (1, 1, False), f"1 x {n}": (1, n, False), f"{n} x 1": (n, 1, False),
+               f"{n} x 1, alone (ceiling)": (n, 1, True)}
     best: dict[str, dict] = {}
     for _ in range(args.repeat):
-        for name, (ranks, threads) in configs.items():
-            r = run(ranks, threads, args.steps)
+        for name, (ranks, threads, alone) in configs.items():
+            r = run(ranks, threads, args.steps, alone)
             if name not in best or r["tokens_per_s"] > best[name]["tokens_per_s"]:
                 best[name] = r
     base = best["1 x 1"]
