@@ -337,5 +337,12 @@ def dtype_name_of(dtype: Any) -> str:
     return str(to_numpy_dtype(dtype))
 
 
+def quiet_float_errors() -> Any:
+    """A context in which overflow / invalid-value / divide-by-zero in array math
+    raise no ``RuntimeWarning``: for callers that check the results themselves
+    (the trainer stops on a non-finite loss, gradient or weight)."""
+    return np.errstate(all="ignore")
+
+
 # The fused CPU kernels (numba, optional) are switched here; see fast_scan.
 from .fast_scan import fast_paths_enabled, set_fast_paths  # noqa: E402,F401

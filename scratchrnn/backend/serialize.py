@@ -15,7 +15,7 @@ import tempfile
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -24,23 +24,34 @@ from . import to_numpy
 META_KEY = "__meta__.json"
 
 
-def save_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any],
-                    meta: Mapping[str, Any]) -> Path:
-    """Write ``arrays`` (any backend, copied to the host) and the JSON ``meta``
-    to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_npz(f: IO[bytes], arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Write ``arrays`` (any backend, copied to the host) and the JSON ``meta`` as one
+    ``.npz`` into the open binary file ``f`` (the atomic rename is the caller's:
+    see :func:`scratchrnn.training.files.atomic_write`)."""
     if META_KEY in arrays:
         raise ValueError(f"arrays: the key {META_KEY!r} is reserved")
     host = {name: to_numpy(a) for name, a in arrays.items()}
     text = json.dumps(meta, sort_keys=True)
     host[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    np.savez(f, **host)
+
+
+def save_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any],
+                    meta: Mapping[str, Any]) -> Path:
+    """:func:`write_npz` to ``path`` atomically (temp file in the same folder, then
+    ``os.replace``; mode 0666 & ~umask like any new file); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **host)
+            write_npz(f, arrays, meta)
             f.flush()
             os.fsync(f.fileno())
+            mask = os.umask(0o022)
+            os.umask(mask)
+            os.fchmod(f.fileno(), 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

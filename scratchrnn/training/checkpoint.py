@@ -1,7 +1,7 @@
 """Checkpoints: everything needed to resume a run or sample from a model.
 
-One ``.npz`` file (written atomically: temporary file, then ``os.replace``)
-holds the arrays
+One ``.npz`` file (written atomically by :func:`.files.atomic_write`:
+temporary file in the same folder, then ``os.replace``) holds the arrays
 
     model/<parameter name>          the weights
     optim/<parameter name>/<slot>   the optimizer state (Adam's exp_avg, ...)
@@ -11,6 +11,9 @@ and one JSON document with the format name and version, the model's kind and
 config (enough to rebuild it), the optimizer's type and hyper-parameters, the
 vocabulary, the random generators' states, the step and free-form extras.
 Loading checks the format and version first and names the file in every error.
+
+Saving refuses non-finite weights or optimizer state (:class:`NonFiniteState`)
+before anything is written, so a checkpoint on disk is always a usable one.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backend.serialize import load_npz, save_npz_atomic
+from .. import backend as B
+from ..backend.serialize import load_npz, write_npz
 from ..data.vocab import Vocab
 from ..nn.module import Module
+from .files import atomic_write
 from .optim import Optimizer
 
 FORMAT = "scratchrnn-checkpoint"
@@ -57,11 +62,31 @@ class Checkpoint:
         return model
 
 
+class NonFiniteState(ValueError):
+    """Weights or optimizer state hold NaN/Inf: not written as a checkpoint."""
+
+
+def nonfinite_arrays(arrays: dict[str, Any]) -> list[str]:
+    """Names of the floating-point arrays in ``arrays`` that hold a NaN or an Inf."""
+    bad = []
+    for name, a in arrays.items():
+        if B.is_array(a) and B.is_floating(a):
+            xp = B.namespace(a)
+            if not bool(xp.all(xp.isfinite(a))):
+                bad.append(name)
+    return bad
+
+
 def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None,
                     *, vocab: Vocab | None = None, step: int = 0,
                     rng: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
-                    arrays: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint of ``model`` (which must have ``kind`` and ``config``)."""
+                    arrays: dict[str, Any] | None = None,
+                    allow_nonfinite: bool = False) -> Path:
+    """Write a checkpoint of ``model`` (which must have ``kind`` and ``config``).
+
+    Raises :class:`NonFiniteState` (and writes nothing) when a weight or an
+    optimizer-state array holds NaN/Inf, unless ``allow_nonfinite``.
+    """
     tensors: dict[str, Any] = {f"model/{k}": v for k, v in model.state_dict().items()}
     opt_meta = None
     if optimizer is not None:
@@ -71,6 +96,12 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
                 tensors[f"optim/{pname}/{slot}"] = value
         opt_meta = {k: sd[k] for k in ("type", "lr", "hyper", "steps")}
         opt_meta["params"] = sorted(sd["state"])
+    if not allow_nonfinite:
+        bad = nonfinite_arrays(tensors)
+        if bad:
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            raise NonFiniteState(f"checkpoint {path}: not written, {shown} hold NaN/Inf "
+                                 f"(step {step})")
     for k, v in (arrays or {}).items():
         tensors[f"extra/{k}"] = v
     meta = {
@@ -80,7 +111,7 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
         "optimizer": opt_meta, "vocab": None if vocab is None else vocab.to_dict(),
         "step": int(step), "rng": rng or {}, "info": info or {},
     }
-    return save_npz_atomic(path, tensors, meta)
+    return atomic_write(path, lambda f: write_npz(f, tensors, meta))
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .trainer import History
+from .files import atomic_write
+
+if TYPE_CHECKING:
+    from .trainer import History
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -17,8 +21,10 @@ def smooth(values: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
-def plot_history(history: History, path: str | os.PathLike, title: str = "") -> Path:
-    """Training loss (raw and smoothed) and validation loss against the step."""
+def plot_history(history: History, path: str | os.PathLike, title: str = "",
+                 unit: str = "nats/token") -> Path:
+    """Training loss (raw and smoothed) and validation loss against the step;
+    the y axis is labelled with ``unit`` (nats/char for a character model)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,7 +40,7 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "") -> 
         ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", lw=1.6,
                 ms=4, label="validation loss")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(f"loss ({unit})" if unit else "loss")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -43,12 +49,14 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "") -> 
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Lay out ``fig``, write it to ``path`` (folders created) and close it."""
+    """Lay out ``fig``, write it to ``path`` atomically (folders created; the
+    format from the suffix, PNG without one) and close it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    fmt = path.suffix[1:].lower() or "png"
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format=fmt))
+    finally:
+        plt.close(fig)
