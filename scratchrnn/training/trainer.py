@@ -256,17 +256,19 @@ class Trainer:
         self._files_open()
         try:
             with B.quiet_float_errors():
-                while not self._done(start):
+                stop = self._done(start)
+                while not stop:
                     batches = self.task.batches(self.epoch)
                     if len(batches) == 0:
                         raise ValueError(f"task: no batches in epoch {self.epoch}")
                     if self.position == 0:
                         self.task.start_epoch()
                     epoch = self.epoch
-                    while self.epoch == epoch and not self._done(start):
+                    while self.epoch == epoch and not stop:
                         self._one_step(batches[self.position], len(batches), bar)
-                        if c.eval_every and self.step % c.eval_every == 0:
-                            self.evaluate()
+                        stop = self._done(start)
+                        if stop or (c.eval_every and self.step % c.eval_every == 0):
+                            self.evaluate()     # always after the last step
                         self._flush_row()
                         if c.save_every and c.checkpoint_path and \
                                 self.step % c.save_every == 0:
