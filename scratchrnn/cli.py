@@ -84,7 +84,6 @@ RESUME_FIXED = {
     "dropout": ("model", "dropout"), "dtype": ("model", "dtype"),
     "optimizer": ("run", "optimizer"), "lr": ("run", "lr"), "seq_len": ("run", "seq_len"),
     "batch_size": ("run", "batch_size"), "val_fraction": ("run", "val_fraction"),
-    "text": ("run", "text"), "data": ("run", "data"),
 }
 
 
@@ -262,6 +261,11 @@ def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> l
     """``--opt value (the checkpoint has other)`` for each explicit option that differs."""
     run = ckpt.info.get("run", {})
     found = []
+    if ({"text", "data"} & given) and ("text" in run or "data" in run):
+        mine, theirs = _corpus(args.text, args.data), _corpus(run.get("text"), run.get("data"))
+        if mine != theirs:
+            found.append(f"--{mine[0]} {mine[1]} (the checkpoint was trained on "
+                         f"--{theirs[0]} {theirs[1]})")
     for dest, (where, key) in RESUME_FIXED.items():
         if dest not in given:
             continue
@@ -271,9 +275,7 @@ def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> l
         mine, theirs = getattr(args, dest), record[key]
         if dest == "embedding":
             mine, theirs = mine or None, theirs or None
-        if dest == "text" and mine and theirs:
-            same = Path(mine).resolve() == Path(theirs).resolve()
-        elif isinstance(mine, float) or isinstance(theirs, float):
+        if isinstance(mine, float) or isinstance(theirs, float):
             same = theirs is not None and mine is not None and float(mine) == float(theirs)
         else:
             same = mine == theirs
@@ -281,6 +283,11 @@ def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> l
             flag = "--" + dest.replace("_", "-")
             found.append(f"{flag} {mine} (the checkpoint has {theirs})")
     return found
+
+
+def _corpus(text: str | None, data: str | None) -> tuple[str, str]:
+    """("text", absolute path) or ("data", name): what a run trains on."""
+    return ("text", str(Path(text).resolve())) if text else ("data", data or "default")
 
 
 def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
@@ -378,7 +385,8 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
                          progress=False if args.quiet else None, log_every=args.log_every,
                          plot_title=f"{cell} {model.config['hidden_size']} on {source}",
                          loss_unit="nats/char")
-    info = {"run": {"source": source, "text": text_arg, "data": data_arg,
+    info = {"run": {"source": source, "data": data_arg,
+                    "text": None if not text_arg else str(Path(text_arg).resolve()),
                     "optimizer": opt_name, "lr": lr, "seq_len": seq_len,
                     "batch_size": batch_size, "val_fraction": val_fraction}}
     say = _printer(args.quiet)

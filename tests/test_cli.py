@@ -192,7 +192,8 @@ def test_ctrl_c_while_importing_exits_130_without_traceback(tmp_path, module, te
     assert "interrupted" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_resume_refuses_conflicting_options_only_when_given(tmp_path, text_file, capsys):
+def test_resume_refuses_conflicting_options_only_when_given(tmp_path, text_file, capsys,
+                                                            monkeypatch):
     out = tmp_path / "r"
     base = ["train", "--text", str(text_file), "--quiet", "--out", str(out), "--seq-len", "8",
             "--batch-size", "4", "--eval-every", "3", "--sample-length", "0"]
@@ -202,6 +203,9 @@ def test_resume_refuses_conflicting_options_only_when_given(tmp_path, text_file,
     assert rc == 1 and err.count("\n") == 1
     assert "conflicting options" in err and "--hidden 512 (the checkpoint has 12)" in err
     assert "--cell gru (the checkpoint has lstm)" in err and "--lr 0.1" in err
+    rc, _, err = _run(["train", *base[3:], "--steps", "5", "--resume", str(out), "--data",
+                       "default"], capsys)
+    assert rc == 1 and "--data default (the checkpoint was trained on --text " in err
     assert load_checkpoint(out / "checkpoint.npz").step == 3          # nothing trained
     # the same values given again, or nothing given (defaults differ: 256), resume fine
     rc, stdout, err = _run([*base, "--steps", "5", "--resume", str(out), "--hidden", "12",
@@ -210,6 +214,13 @@ def test_resume_refuses_conflicting_options_only_when_given(tmp_path, text_file,
     rc, stdout, err = _run([*base, "--steps", "6", "--resume", str(out), "--seed", "4"], capsys)
     assert rc == 0 and "--seed is ignored with --resume" in err
     assert "resumed from" in stdout
+    # without --text the run's own text is used (from another folder too)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    rc, stdout, err = _run(["train", "--quiet", "--out", str(out), "--steps", "7",
+                            "--resume", str(out)], capsys)
+    assert rc == 0 and f"on {text_file}" in stdout
 
 
 def test_resume_summary_reports_the_whole_run(tmp_path, text_file, capsys, monkeypatch):

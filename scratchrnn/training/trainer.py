@@ -384,8 +384,8 @@ class Trainer:
             val = metrics.get("val_loss")
             if val is not None and math.isfinite(val) and \
                     (self.best_val is None or val < self.best_val):
-                self.best_val = val
-                self._save_best()
+                self._save_best(val)
+                self.best_val = val         # only once best.npz holds it
             self._refresh_files()
             if self.on_eval is not None:
                 self.on_eval(self, metrics)
@@ -414,10 +414,10 @@ class Trainer:
             files.write_plot(self._out(files.PLOT), self.history, self.config.plot_title,
                        self.config.loss_unit)
 
-    def _save_best(self) -> None:
+    def _save_best(self, val: float) -> None:
         path = self._out(files.BEST)
         if path is not None:
-            info = {**self.info, "best": {"step": self.step, "val_loss": self.best_val}}
+            info = {**self.info, "best": {"step": self.step, "val_loss": val}}
             save_checkpoint(path, self.model, None, vocab=self.vocab, step=self.step, info=info)
 
     def write_outputs(self) -> None:
