@@ -46,7 +46,6 @@ import contextlib
 import math
 import os
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -63,6 +62,7 @@ from . import run_files as files
 from .checkpoint import Checkpoint, NonFiniteState, load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, grad_norm
 from .optim import Optimizer
+from .progress import Progress
 from .schedules import Schedule
 from .tasks import Task
 
@@ -153,12 +153,6 @@ def _hold_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _clock(seconds: float) -> str:
-    seconds = int(max(seconds, 0))
-    h, rest = divmod(seconds, 3600)
-    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
-
-
 class Trainer:
     """Loops a :class:`~scratchrnn.training.tasks.Task` under a budget (see module doc)."""
 
@@ -200,7 +194,7 @@ class Trainer:
         now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
         return self.elapsed + now
 
-    def _total_steps(self) -> int | None:
+    def total_steps(self) -> int | None:
         """The step at which the step or epoch budget ends (None: time only)."""
         c = self.config
         ends = []
@@ -218,33 +212,12 @@ class Trainer:
             return None
         spent = time.perf_counter() - self._fit_start
         left = []
-        total = self._total_steps()
+        total = self.total_steps()
         if total is not None and self._fit_steps:
             left.append((total - self.step) * spent / self._fit_steps)
         if c.max_seconds is not None:
             left.append(c.max_seconds - spent)
         return max(min(left), 0.0) if left else None
-
-    def _progress(self) -> Any:
-        from tqdm.auto import tqdm
-
-        show = self.config.progress
-        if show is None:
-            show = sys.stderr.isatty()
-        total = self._total_steps()
-        if total is None and self.config.max_seconds is not None:   # a time budget: seconds
-            self._bar_by_time = True
-            return tqdm(total=round(self.config.max_seconds), disable=not show, unit="s",
-                        dynamic_ncols=True, leave=True,
-                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
-                                   "[{elapsed}<{remaining}{postfix}]")
-        self._bar_by_time = False
-        return tqdm(total=total, initial=self.step if total else 0, disable=not show,
-                    unit="step", dynamic_ncols=True, leave=True)
-
-    def _log_lines(self) -> bool:
-        c = self.config
-        return c.progress is not False and c.log_every > 0 and not sys.stdout.isatty()
 
     def fit(self) -> History:
         """Train until the budget is spent; returns the history."""
@@ -252,7 +225,7 @@ class Trainer:
         c = self.config
         start = self._fit_start = time.perf_counter()
         self._fit_steps = 0
-        bar = self._progress()
+        progress = Progress(self)
         self._files_open()
         try:
             with B.quiet_float_errors():
@@ -265,7 +238,7 @@ class Trainer:
                         self.task.start_epoch()
                     epoch = self.epoch
                     while self.epoch == epoch and not stop:
-                        self._one_step(batches[self.position], len(batches), bar)
+                        self._one_step(batches[self.position], len(batches), progress)
                         stop = self._done(start)
                         if stop or (c.eval_every and self.step % c.eval_every == 0):
                             self.evaluate()     # always after the last step
@@ -273,14 +246,12 @@ class Trainer:
                         if c.save_every and c.checkpoint_path and \
                                 self.step % c.save_every == 0:
                             self.save(c.checkpoint_path)
-                        if self._log_lines() and self.step % c.log_every == 0:
-                            self._log_line()
                 if not self.history.val or self.history.val[-1]["step"] != self.step:
                     self.evaluate()
                     self._flush_row()
         finally:
             self._flush_row()
-            bar.close()
+            progress.close()
             self.elapsed = self.run_seconds()
             self._fit_start = None
             if self._metrics is not None:
@@ -288,7 +259,7 @@ class Trainer:
                 self._metrics = None
         return self.history
 
-    def _one_step(self, batch: Any, n_batches: int, bar: Any) -> None:
+    def _one_step(self, batch: Any, n_batches: int, progress: Progress) -> None:
         t0 = time.perf_counter()
         lr = self.schedule(self.step) if self.schedule is not None else self.optimizer.lr
         self.optimizer.lr = lr
@@ -328,13 +299,7 @@ class Trainer:
                      "train_loss": result.loss, "lr": lr, "grad_norm": norm,
                      "tokens_per_s": round(tps, 1)}
         self._check_weights()
-        if self._bar_by_time:
-            bar.update(min(time.perf_counter() - self._fit_start, bar.total) - bar.n)
-            bar.set_postfix(step=self.step, loss=f"{result.loss:.3f}", refresh=False)
-        else:
-            bar.update(1)
-            bar.set_postfix(loss=f"{result.loss:.3f}", lr=f"{lr:.2e}", gnorm=f"{norm:.2f}",
-                            tok_s=f"{tps:,.0f}", refresh=False)
+        progress.step_done(result.loss, lr, norm, tps)
         if self.on_step is not None:
             self.on_step(self)
 
@@ -362,16 +327,6 @@ class Trainer:
         raise TrainingDiverged(
             f"training stopped at step {self.step + 1}: {what}; the weights are those after "
             f"step {self.step} and {where}. Try a lower --lr or a smaller --clip.")
-
-    def _log_line(self) -> None:
-        """One line of progress (for logs: stdout is not a terminal)."""
-        total = self._total_steps()
-        eta = self.eta_seconds()
-        h = self.history
-        print(f"step {self.step}" + (f"/{total}" if total else "")
-              + f"  loss {h.loss[-1]:.4f}  lr {h.lr[-1]:.2e}  {h.tokens_per_s[-1]:,.0f} tok/s"
-              + f"  elapsed {_clock(self.run_seconds())}"
-              + ("" if eta is None else f"  ETA {_clock(eta)}"), flush=True)
 
     def evaluate(self) -> dict[str, float]:
         """Validate; record the result, keep the best weights, refresh the files."""
