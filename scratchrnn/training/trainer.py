@@ -35,9 +35,10 @@ TBPTT state, the random generators' states and the history, so
 ``Trainer.load`` followed by ``fit`` continues exactly (bit for bit) where an
 uninterrupted run would be.
 
-Files (``out_dir``; see :mod:`.run_files`): only :meth:`Trainer._files_open`
-and :meth:`save` create files, and only when ``writes_files`` is true (the
-one switch a data-parallel run turns off on all ranks but rank 0).
+Files (``out_dir``; see :mod:`.run_files`): every file the trainer writes
+gets its path from :meth:`Trainer._out`, or is written by :meth:`Trainer.save`;
+both write nothing when ``writes_files`` is false (the one switch a
+data-parallel run turns off on every rank but rank 0).
 """
 
 from __future__ import annotations
@@ -367,7 +368,7 @@ class Trainer:
         if path is not None:
             files.write_history(path, self.history)
             files.write_plot(self._out(files.PLOT), self.history, self.config.plot_title,
-                       self.config.loss_unit)
+                             self.config.loss_unit)
 
     def _save_best(self, val: float) -> None:
         path = self._out(files.BEST)
@@ -383,11 +384,11 @@ class Trainer:
     def _rngs(self) -> dict[str, Generator]:
         return {"default": B.default_generator(), **self.generators}
 
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike) -> Path | None:
         """Write a checkpoint (refused, as :class:`TrainingDiverged`, when a weight or
-        the optimizer state is NaN/Inf)."""
+        the optimizer state is NaN/Inf); nothing, returning None, unless ``writes_files``."""
         if not self.writes_files:
-            raise RuntimeError("save: this trainer does not write files (writes_files=False)")
+            return None
         info = {**self.info,
                 "trainer": {"epoch": self.epoch, "position": self.position,
                             "elapsed": self.run_seconds(), "tokens_seen": self.tokens_seen,
