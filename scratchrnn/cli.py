@@ -417,12 +417,12 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
             history = trainer.fit()
     except KeyboardInterrupt:
         path = trainer.save(out / CHECKPOINT)
-        trainer.write_outputs()
+        _write_outputs(trainer)
         print(f"\ninterrupted after step {trainer.step}; checkpoint, history.json and loss.png "
               f"written to {out} (continue with --resume {path})", file=sys.stderr)
         return 130
     except TrainingDiverged:
-        trainer.write_outputs()            # the curve shows how it went
+        _write_outputs(trainer)            # the curve shows how it went
         raise
     wall = time.perf_counter() - start
     ck_path = trainer.save(out / CHECKPOINT)
@@ -449,6 +449,14 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
             print(f"{label:<12}{path}")
     print(f"generate more with: scratchrnn sample {ck_path} --prompt 'The '")
     return 0
+
+
+def _write_outputs(trainer: Any) -> None:
+    """history.json and loss.png after a stop; a failure here only warns."""
+    try:
+        trainer.write_outputs()
+    except Exception as err:     # the stop's own message matters more
+        _warn("train", f"could not write history.json / loss.png: {err}")
 
 
 def _blas_threads(n: int | None) -> Any:

@@ -21,15 +21,22 @@ def smooth(values: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
-def plot_history(history: History, path: str | os.PathLike, title: str = "",
-                 unit: str = "nats/token") -> Path:
-    """Training loss (raw and smoothed) and validation loss against the step;
-    the y axis is labelled with ``unit`` (nats/char for a character model)."""
+def load_matplotlib():
+    """``matplotlib.pyplot`` on the headless Agg backend (imported once, up front by a
+    run that plots, so a Ctrl-C cannot land inside this slow import mid-run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_history(history: History, path: str | os.PathLike, title: str = "",
+                 unit: str = "nats/token") -> Path:
+    """Training loss (raw and smoothed) and validation loss against the step;
+    the y axis is labelled with ``unit`` (nats/char for a character model)."""
+    plt = load_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     ax.plot(history.step, history.loss, color="tab:blue", alpha=0.25, lw=0.8,
             label="training loss")

@@ -82,6 +82,13 @@ def write_history(path: str | os.PathLike, history: Any) -> Path:
     return atomic_write_text(path, json.dumps(history.to_dict()))
 
 
+def prepare_plot() -> None:
+    """Import matplotlib now, before the first step (see plots.load_matplotlib)."""
+    from .plots import load_matplotlib
+
+    load_matplotlib()
+
+
 def write_plot(path: str | os.PathLike, history: Any, title: str, unit: str) -> Path:
     from .plots import plot_history
 

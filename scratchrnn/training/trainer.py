@@ -227,8 +227,8 @@ class Trainer:
         start = self._fit_start = time.perf_counter()
         self._fit_steps = 0
         progress = Progress(self)
-        self._files_open()
         try:
+            self._files_open()
             with B.quiet_float_errors():
                 stop = self._done(start)
                 while not stop:
@@ -355,6 +355,7 @@ class Trainer:
     def _files_open(self) -> None:
         path = self._out(files.METRICS)
         if path is not None:
+            files.prepare_plot()
             self._metrics = files.MetricsCSV(path, keep_until_step=self.step)
 
     def _flush_row(self) -> None:
