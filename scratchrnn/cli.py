@@ -2,12 +2,15 @@
 
 ``scratchrnn train`` with no arguments trains a character-level LSTM language
 model on the embedded corpus (CPython's help-topic prose) for about two
-minutes, printing samples as it goes, and writes a checkpoint, a loss-curve
-PNG and a final sample into ``--out``. ``scratchrnn sample CHECKPOINT``
+minutes, printing samples as it goes, and keeps its files in ``--out``
+(checkpoint.npz, best.npz, metrics.csv, history.json, loss.png, sample.txt:
+see :mod:`scratchrnn.training.run_files`). ``scratchrnn sample CHECKPOINT``
 generates text from a checkpoint.
 
 Bad arguments end with a one-line error and exit status 2; errors while
-running (a missing file, a diverged run) with one line and status 1.
+running (a missing file, a diverged run) with one line and status 1; Ctrl-C,
+at any moment, with one line and status 130 (during training, after writing
+the checkpoint and the curve of the last completed step).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._interrupt import EXIT_INTERRUPTED, launched_as_command
 from .training.files import atomic_write_text
 from .training.run_files import BEST, CHECKPOINT, HISTORY, METRICS, PLOT
 
@@ -285,6 +290,25 @@ def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> l
     return found
 
 
+def _check_split(n_train: int, n_val: int, batch_size: int, seq_len: int, what: str,
+                 warn: Any) -> None:
+    """Refuse a text too short to train on; warn about a window longer than the
+    streams and a validation split too small to mean anything."""
+    if n_train < 2 * batch_size:
+        raise ValueError(f"{what}: {n_train} training characters are too few for "
+                         f"--batch-size {batch_size} (need at least {2 * batch_size})")
+    stream = n_train // batch_size - 1
+    if seq_len > stream:
+        warn(f"--seq-len {seq_len} is longer than each of the {batch_size} training streams "
+             f"({stream} characters): every window is cut to {stream}")
+    if n_val < 2 * batch_size:
+        warn(f"no validation: the validation split has {n_val} characters, fewer than "
+             f"2 x --batch-size ({2 * batch_size}); raise --val-fraction or lower --batch-size")
+    elif n_val < 20 * batch_size:
+        warn(f"the validation split has only {n_val} characters ({batch_size} streams "
+             f"of {n_val // batch_size}); its loss will be noisy")
+
+
 def _corpus(text: str | None, data: str | None) -> tuple[str, str]:
     """("text", absolute path) or ("data", name): what a run trains on."""
     return ("text", str(Path(text).resolve())) if text else ("data", data or "default")
@@ -359,20 +383,8 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
         val_fraction = args.val_fraction
     ids = vocab.encode(text)
     train_ids, val_ids = split_stream(ids, val_fraction)
-    what = f"--text {text_arg}" if text_arg else "the corpus"
-    if len(train_ids) < 2 * batch_size:
-        raise ValueError(f"{what}: {len(train_ids)} training characters are too few for "
-                         f"--batch-size {batch_size} (need at least {2 * batch_size})")
-    stream = len(train_ids) // batch_size - 1
-    if seq_len > stream:
-        warn(f"--seq-len {seq_len} is longer than each of the {batch_size} training streams "
-             f"({stream} characters): every window is cut to {stream}")
-    if len(val_ids) < 2 * batch_size:
-        warn(f"no validation: the validation split has {len(val_ids)} characters, fewer than "
-             f"2 x --batch-size ({2 * batch_size}); raise --val-fraction or lower --batch-size")
-    elif len(val_ids) < 20 * batch_size:
-        warn(f"the validation split has only {len(val_ids)} characters ({batch_size} streams "
-             f"of {len(val_ids) // batch_size}); its loss will be noisy")
+    _check_split(len(train_ids), len(val_ids), batch_size, seq_len,
+                 f"--text {text_arg}" if text_arg else "the corpus", warn)
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
     steps = args.steps
@@ -420,7 +432,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
         _write_outputs(trainer)
         print(f"\ninterrupted after step {trainer.step}; checkpoint, history.json and loss.png "
               f"written to {out} (continue with --resume {path})", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except TrainingDiverged:
         _write_outputs(trainer)            # the curve shows how it went
         raise
@@ -509,11 +521,16 @@ def cmd_sample(args: argparse.Namespace, given: set[str] | None = None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``scratchrnn`` command; Ctrl-C anywhere ends it with status 130, no traceback."""
+    as_command = launched_as_command()
     try:
-        return _main(argv)
+        try:
+            return _main(argv)
+        finally:    # the work is over: a late Ctrl-C must not make the exit a traceback
+            if as_command:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
     except KeyboardInterrupt:
         print("\nscratchrnn: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def _main(argv: list[str] | None) -> int:

@@ -379,3 +379,22 @@ def test_device_cuda_without_gpu_says_why(monkeypatch, capsys, tmp_path, text_fi
                         lambda: ("unusable", "CuPy is installed but sees no CUDA device"))
     rc, _, err = _run(base, capsys)
     assert rc == 1 and "sees no CUDA device" in err and "pip install" not in err
+
+
+def test_a_late_ctrl_c_cannot_turn_the_commands_exit_into_a_traceback(monkeypatch, capsys):
+    """As the command, main() ignores SIGINT once its work is over (interpreter exit);
+    called from a program, it leaves the handler alone."""
+    import signal
+
+    import scratchrnn.gradcheck
+
+    monkeypatch.setattr(scratchrnn.gradcheck, "main", lambda argv: 0)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.main(["gradcheck"]) == 0
+        assert signal.getsignal(signal.SIGINT) is before
+        monkeypatch.setattr(sys, "argv", ["/usr/bin/scratchrnn", "gradcheck"])
+        assert cli.main(["gradcheck"]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
