@@ -1,42 +1,39 @@
 """scratchrnn: recurrent neural networks from scratch, with BPTT written out by hand."""
 
-from ._interrupt import exit_quietly_if_command as _exit_if_command
+# _interrupt first: in the `scratchrnn` command, Ctrl-C while the package imports exits 130
+from . import _interrupt, backend, data, functional, losses, models, training
+from .backend import get_backend, manual_seed, to_numpy
+from .data import Vocab
+from .losses import CrossEntropyLoss, MSELoss
+from .models import LanguageModel, SequenceClassifier, SequenceRegressor
+from .nn import (
+    GRU,
+    LSTM,
+    RNN,
+    AttentionPool,
+    Dropout,
+    Embedding,
+    LastPool,
+    Linear,
+    MeanPool,
+    Module,
+    Parameter,
+)
+from .training import (
+    SGD,
+    Adagrad,
+    Adam,
+    AdamW,
+    RMSprop,
+    Trainer,
+    clip_grad_norm_,
+    clip_grad_value_,
+    load_checkpoint,
+    sample,
+    save_checkpoint,
+)
 
-try:  # Ctrl-C while the `scratchrnn` command imports the library: exit 130, no traceback
-    from . import backend, data, functional, losses, models, training
-    from .backend import get_backend, manual_seed, to_numpy
-    from .data import Vocab
-    from .losses import CrossEntropyLoss, MSELoss
-    from .models import LanguageModel, SequenceClassifier, SequenceRegressor
-    from .nn import (
-        GRU,
-        LSTM,
-        RNN,
-        AttentionPool,
-        Dropout,
-        Embedding,
-        LastPool,
-        Linear,
-        MeanPool,
-        Module,
-        Parameter,
-    )
-    from .training import (
-        SGD,
-        Adagrad,
-        Adam,
-        AdamW,
-        RMSprop,
-        Trainer,
-        clip_grad_norm_,
-        clip_grad_value_,
-        load_checkpoint,
-        sample,
-        save_checkpoint,
-    )
-except KeyboardInterrupt:
-    _exit_if_command()
-    raise
+_interrupt.imports_done()
 
 __version__ = "0.1.0"
 

@@ -3,16 +3,18 @@
 ``scratchrnn`` (the console script) and ``python -m scratchrnn[.gradcheck]``
 import the package before :func:`scratchrnn.cli.main` can catch anything; an
 interrupt in that window would print a traceback of the import machinery.
-The package's ``__init__`` calls :func:`exit_quietly_if_command` on
-``KeyboardInterrupt``: in the command it exits with status 130 and one line;
-in anyone else's program it returns and the interrupt propagates as usual.
-Standard library only.
+The package's ``__init__`` imports this module first (which, in the command
+only, installs a SIGINT handler that exits with status 130 and one line) and
+calls :func:`imports_done` last (which puts the old handler back). In anyone
+else's program nothing changes. Standard library only.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Callable
 
 EXIT_INTERRUPTED = 130          # 128 + SIGINT, what a shell reports for Ctrl-C
 
@@ -31,8 +33,26 @@ def launched_as_command() -> bool:
     return False
 
 
-def exit_quietly_if_command() -> None:
-    """In the command: say "interrupted" and exit 130; elsewhere: return."""
-    if launched_as_command():
-        print("\nscratchrnn: interrupted", file=sys.stderr)
-        raise SystemExit(EXIT_INTERRUPTED)
+def _exit_interrupted(signum: int, frame: object) -> None:
+    print("\nscratchrnn: interrupted", file=sys.stderr)
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def exit_quietly_on_interrupt() -> Callable[[], None]:
+    """In the command, make Ctrl-C exit 130 quietly until the returned function
+    is called (which restores the handler); elsewhere change nothing."""
+    if not launched_as_command():
+        return lambda: None
+    try:
+        old = signal.signal(signal.SIGINT, _exit_interrupted)
+    except ValueError:          # not the main thread
+        return lambda: None
+    return lambda: signal.signal(signal.SIGINT, old)
+
+
+_restore = exit_quietly_on_interrupt()
+
+
+def imports_done() -> None:
+    """The package is imported: Ctrl-C is Python's ``KeyboardInterrupt`` again."""
+    _restore()
