@@ -506,7 +506,7 @@ def cmd_sample(args: argparse.Namespace, given: set[str] | None = None) -> int:
     if args.length < 0:
         raise ValueError(f"--length: expected an integer >= 0, got {args.length}")
     if args.temperature == 0:
-        for name in ("top_k", "top_p"):
+        for name in ("top_k", "top_p", "seed"):
             if name in given:
                 _warn("sample", f"--{name.replace('_', '-')} is ignored with --temperature 0 "
                       "(greedy)")

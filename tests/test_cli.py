@@ -344,8 +344,9 @@ def test_warnings_for_long_window_small_validation_and_ignored_options(tmp_path,
     assert "warning: --threads is ignored on --device strict" in err
     assert "validation loss n/a" in stdout and "nan" not in stdout
     rc, _, err = _run(["sample", str(tmp_path / "r"), "--temperature", "0", "--top-k", "3",
-                       "--length", "3"], capsys)
+                       "--seed", "2", "--length", "3"], capsys)
     assert rc == 0 and "--top-k is ignored with --temperature 0" in err
+    assert "--seed is ignored with --temperature 0" in err and "--top-p" not in err
 
 
 @pytest.mark.parametrize("content,message", [

@@ -226,8 +226,9 @@ class Trainer:
         c = self.config
         start = self._fit_start = time.perf_counter()
         self._fit_steps = 0
-        progress = Progress(self)
+        progress: Progress | None = None
         try:
+            progress = Progress(self)
             self._files_open()
             with B.quiet_float_errors():
                 stop = self._done(start)
@@ -252,7 +253,8 @@ class Trainer:
                     self._flush_row()
         finally:
             self._flush_row()
-            progress.close()
+            if progress is not None:
+                progress.close()
             self.elapsed = self.run_seconds()
             self._fit_start = None
             if self._metrics is not None:
