@@ -358,7 +358,3 @@ def quiet_float_errors() -> Any:
     raise no ``RuntimeWarning``: for callers that check the results themselves
     (the trainer stops on a non-finite loss, gradient or weight)."""
     return np.errstate(all="ignore")
-
-
-# The fused CPU kernels (numba, optional) are switched here; see fast_scan.
-from .fast_scan import fast_paths_enabled, set_fast_paths  # noqa: E402,F401
