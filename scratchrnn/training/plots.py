@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .files import atomic_write
-
-if TYPE_CHECKING:
-    from .trainer import History
+from .history import History
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:

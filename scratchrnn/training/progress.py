@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .trainer import Trainer
+from typing import Any
 
 
 def clock(seconds: float) -> str:
@@ -28,7 +25,8 @@ def clock(seconds: float) -> str:
 class Progress:
     """The bar and the log lines of one :meth:`Trainer.fit` call."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, trainer: Any) -> None:
+        """``trainer``: the :class:`~.trainer.Trainer` (its step, budget, ETA)."""
         from tqdm.auto import tqdm
 
         c = trainer.config

@@ -51,7 +51,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,7 @@ from ..nn.module import Module
 from . import run_files as files
 from .checkpoint import Checkpoint, NonFiniteState, load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, grad_norm
+from .history import History
 from .optim import Optimizer
 from .progress import Progress
 from .schedules import Schedule
@@ -113,25 +114,6 @@ class TrainConfig:
                              f"{self.explode_factor!r}")
         if self.checkpoint_path is None and self.out_dir is not None:
             self.checkpoint_path = str(Path(self.out_dir) / files.CHECKPOINT)
-
-
-@dataclass
-class History:
-    """Everything measured, step by step (plain lists, JSON-ready)."""
-
-    step: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    grad_norm: list[float] = field(default_factory=list)
-    tokens_per_s: list[float] = field(default_factory=list)
-    val: list[dict[str, float]] = field(default_factory=list)   # each with its "step"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(getattr(self, k)) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        return cls(**{k: list(d.get(k, [])) for k in cls.__dataclass_fields__})
 
 
 @contextlib.contextmanager
