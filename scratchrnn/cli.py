@@ -100,7 +100,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog="scratchrnn", description="Recurrent networks from scratch, with "
                      "hand-written backpropagation through time.")
     parser.add_argument("--version", action="version", version=f"scratchrnn {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{train,sample,gradcheck}",
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,export,gradcheck}",
                                 parser_class=_Parser)
     sub.required = True
 
@@ -181,6 +181,14 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None,
                    help="random seed (default: none, a different text each time)")
     s.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+
+    e = sub.add_parser("export", help="write a checkpoint's weights as .safetensors",
+                       description="Write a checkpoint's model weights as a .safetensors file "
+                       "under PyTorch's names (config and vocabulary in its metadata), "
+                       "loadable with safetensors.torch.load_file into the equivalent torch.nn "
+                       "model (submodules embedding, rnn, head).")
+    e.add_argument("checkpoint", help="a checkpoint file (or the --out folder of a run)")
+    e.add_argument("output", metavar="OUT.safetensors", help="the file to write")
 
     sub.add_parser("gradcheck", help="check every hand-written gradient numerically",
                    add_help=False)
@@ -519,6 +527,24 @@ def cmd_sample(args: argparse.Namespace, given: set[str] | None = None) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training.checkpoint import load_checkpoint
+    from .training.export import save_safetensors
+
+    out = Path(args.output)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"OUT.safetensors: expected a file name ending in .safetensors, got "
+                         f"{str(out)!r}")
+    if out.is_dir():
+        raise ValueError(f"OUT.safetensors: {out} is a folder")
+    ckpt = load_checkpoint(_checkpoint_path(args.checkpoint))
+    model = ckpt.build_model()
+    path = save_safetensors(model, out, ckpt.vocab)
+    print(f"wrote {len(model.state_dict())} arrays ({model.num_parameters():,} parameters, "
+          f"PyTorch's names) to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``scratchrnn`` command; Ctrl-C anywhere ends it with status 130, no traceback."""
     as_command = launched_as_command()
@@ -544,6 +570,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args, given)
+        if args.command == "export":
+            return cmd_export(args)
         return cmd_sample(args, given)
     except Exception as err:   # one line, no traceback, for every run-time failure
         from .training.trainer import TrainingDiverged

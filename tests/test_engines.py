@@ -12,8 +12,11 @@ The engines on the grid:
 * ``numba`` (with the ``[fast]`` extra);
 * ``cupy-on-cpu``: the ``cupy`` engine's CUDA kernel sources compiled as C++
   and driven by the same fused driver on NumPy arrays (``cuda_on_cpu.py``);
+* ``cuda-graph-on-cpu``: the ``cuda-graph`` engine's plans (static buffers,
+  recorded operations, copies in and out) run eagerly on NumPy with the same
+  C++-compiled kernels;
 * ``reference`` checkpointed, on NumPy and on array_api_strict's device;
-* ``cupy`` on a GPU, when one is present (``pytest -m gpu``).
+* ``cupy`` and ``cuda-graph`` on a GPU, when one is present (``pytest -m gpu``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from layer_results import CELLS, assert_close, collect_results
 from scratchrnn import backend as B
 from scratchrnn import engines
 from scratchrnn.cells import CELLS as CELL_SPECS
+from scratchrnn.engines.cuda_graph import CudaGraphEngine, EagerRunner
 from scratchrnn.engines.fused import FusedEngine
 
 HAS_NUMBA = "numba" in engines.available_engines()
@@ -47,14 +51,26 @@ def cuda_on_cpu_engine() -> FusedEngine:
     return FusedEngine(CudaOnCpuTarget())
 
 
+def graph_on_cpu_engine(max_plans: int = 32) -> CudaGraphEngine:
+    """The cuda-graph engine's plans on NumPy, kernels compiled as C++, ops run eagerly."""
+    return CudaGraphEngine(CudaOnCpuTarget(), max_plans=max_plans, runner=EagerRunner(np))
+
+
+_GRAPH_ON_CPU = []
+
+
 def engine_for(name: str):
     """(engine spec for the layer, device) of a grid engine id."""
     if name == "cupy-on-cpu":
         return cuda_on_cpu_engine(), "cpu"
+    if name == "cuda-graph-on-cpu":
+        if not _GRAPH_ON_CPU:
+            _GRAPH_ON_CPU.append(graph_on_cpu_engine())
+        return _GRAPH_ON_CPU[0], "cpu"
     if name == "reference-strict":
         return "reference", "strict"
-    if name == "cupy":
-        return "cupy", "cuda"
+    if name in ("cupy", "cuda-graph"):
+        return name, "cuda"
     return name, "cpu"
 
 
@@ -98,9 +114,10 @@ def reference(cell, dtype, lengths, bidirectional, h0, record) -> dict[str, np.n
                h0=h0, record=record, every=None)
 
 
-GRID_ENGINES = (["numba"] if HAS_NUMBA else []) + (["cupy-on-cpu"] if CXX else []) + \
-    ["reference", "reference-strict"] + ([pytest.param("cupy", marks=pytest.mark.gpu)]
-                                         if HAS_GPU else [])
+GRID_ENGINES = (["numba"] if HAS_NUMBA else []) + \
+    (["cupy-on-cpu", "cuda-graph-on-cpu"] if CXX else []) + \
+    ["reference", "reference-strict"] + \
+    ([pytest.param(e, marks=pytest.mark.gpu) for e in ("cupy", "cuda-graph")] if HAS_GPU else [])
 
 
 @pytest.mark.parametrize("every", [None, 3], ids=["plain", "ckpt3"])
@@ -190,6 +207,138 @@ def test_kernels_compile_as_cuda(tmp_path, ctype):
 
 
 # --------------------------------------------------------------------------- #
+# The cuda-graph engine's plans, on the CPU (and on a GPU when there is one)
+# --------------------------------------------------------------------------- #
+def graph_engines() -> list:
+    engines_ = [pytest.param("cpu", marks=pytest.mark.skipif(CXX is None, reason="no C++"))]
+    if HAS_GPU:
+        engines_.append(pytest.param("cuda", marks=pytest.mark.gpu))
+    return engines_
+
+
+def make_graph_engine(where: str, max_plans: int = 32) -> CudaGraphEngine:
+    if where == "cpu":
+        return graph_on_cpu_engine(max_plans)
+    return CudaGraphEngine(max_plans=max_plans)
+
+
+def train_steps(layer, engine, be, steps: int, dtype: str = "float64", lengths=None):
+    """A few steps of forward, backward and SGD (each step replaces p.data) with ``engine``."""
+    rng = np.random.default_rng(11)
+    x = be.asarray(rng.standard_normal((T, BATCH, I)), dtype=dtype)
+    for step in range(steps):
+        if engine is not None:
+            layer.engine_for = lambda x, e=engine: e
+        out, _ = layer(x, None, lengths if lengths is None else lengths[step % len(lengths)])
+        layer.zero_grad()
+        layer.backward(be.asarray(np.cos(B.to_numpy(out)), dtype=dtype))
+        for p in layer.parameters():
+            p.data = p.data - 0.1 * p.grad            # a new array: the graph must follow it
+    return {n: B.to_numpy(p.data) for n, p in layer.named_parameters()}
+
+
+@pytest.mark.parametrize("where", graph_engines())
+@pytest.mark.parametrize("cell", ["lstm", "gru", "lstm_proj"])
+def test_graph_follows_new_weights_and_lengths(where, cell):
+    """Replayed plans read the weights an optimizer has just replaced and new lengths."""
+    be = B.get_backend(where)
+    lengths = [np.array([T, 3, 0, 5]), np.array([2, T, 6, 1]), None]
+    make = lambda: CELLS[cell](input_size=I, hidden_size=H, num_layers=2,  # noqa: E731
+                               bidirectional=True, dtype="float64", device=where,
+                               generator=B.Generator(1), engine="reference")
+    graph = make_graph_engine(where)
+    got = train_steps(make(), graph, be, 4, lengths=lengths)
+    want = train_steps(make(), None, be, 4, lengths=lengths)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-10, atol=1e-12, err_msg=name)
+    # one plan per (layer input size, direction, masked or not), reused across the steps
+    assert graph.plans() <= 2 * 2 * 2
+
+
+@pytest.mark.parametrize("where", graph_engines())
+def test_graph_pool_is_bounded_and_falls_back(where):
+    be = B.get_backend(where)
+    import scratchrnn as sr
+
+    graph = make_graph_engine(where, max_plans=1)
+    layer = sr.LSTM(I, H, num_layers=2, dtype="float64", device=where, engine="reference",
+                    generator=B.Generator(2))
+    ref = sr.LSTM(I, H, num_layers=2, dtype="float64", device=where, engine="reference",
+                  generator=B.Generator(2))
+    x = be.asarray(np.random.default_rng(0).standard_normal((T, BATCH, I)), dtype="float64")
+    layer.engine_for = lambda x: graph
+    with pytest.warns(RuntimeWarning, match="in use"):   # layer 1 finds layer 0's plan taken
+        out, _ = layer(x)
+    assert graph.plans() == 1
+    np.testing.assert_allclose(B.to_numpy(out), B.to_numpy(ref(x)[0]), rtol=1e-12)
+    layer.backward(be.asarray(np.ones(out.shape), dtype="float64"))
+    ref.backward(be.asarray(np.ones(out.shape), dtype="float64"))
+    for (n, p), (_, q) in zip(layer.named_parameters(), ref.named_parameters()):
+        np.testing.assert_allclose(B.to_numpy(p.grad), B.to_numpy(q.grad), rtol=1e-10,
+                                   atol=1e-12, err_msg=n)
+    layer(be.asarray(np.ones((T + 1, BATCH, I)), dtype="float64"))     # a new key evicts
+    assert graph.plans() == 1
+
+
+@pytest.mark.skipif(CXX is None, reason="needs a C++ compiler")
+def test_graph_plan_records_one_product_and_one_kernel_per_step():
+    import scratchrnn as sr
+
+    graph = graph_on_cpu_engine()
+    layer = sr.GRU(I, H, dtype="float32", engine="reference")
+    layer.engine_for = lambda x: graph
+    layer(np.ones((T, BATCH, I), np.float32))
+    layer.backward(np.ones((T, BATCH, H), np.float32))
+    (plan,) = [p for ps in graph._pool.values() for p in ps]
+    kinds = [op[0] for op in plan.forward]
+    assert kinds == ["gemm"] + ["gemm", "launch"] * T      # x W_ih^T, then h W_hh^T + kernel
+    (b, ops) = plan.backward[False]
+    kinds = [op[0] for op in ops]
+    assert kinds[:2 * T] == ["launch", "gemm"] * T          # kernel, then da_h W_hh
+    # after the loop: dW_ih, dW_hh, the two bias sums (GRU: da_x and da_h), dx, dh_0
+    assert kinds[2 * T:] == ["gemm"] * 5 + ["launch"]
+    assert not plan.in_use                                  # released by backward
+
+
+# --------------------------------------------------------------------------- #
+# cuBLAS's argument mapping, checked against NumPy
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("trans_a", [False, True])
+@pytest.mark.parametrize("trans_b", [False, True])
+@pytest.mark.parametrize("pad", [0, 3], ids=["contiguous", "strided-rows"])
+def test_cublas_argument_mapping(trans_a, trans_b, pad):
+    from scratchrnn.engines.cublas import column_major_gemm, gemm_args
+
+    rng = np.random.default_rng(0)
+    M, N, K = 4, 3, 5
+    a = rng.standard_normal((K, M) if trans_a else (M, K))
+    b = rng.standard_normal((N, K) if trans_b else (K, N))
+    want = (a.T if trans_a else a) @ (b.T if trans_b else b)
+
+    def stored(arr):            # row-major storage with `pad` extra elements per row
+        buf = np.zeros((arr.shape[0], arr.shape[1] + pad))
+        buf[:, :arr.shape[1]] = arr
+        return buf.ravel(), arr.shape[1] + pad
+
+    a_buf, lda_row = stored(a)
+    b_buf, ldb_row = stored(b)
+    c_buf = np.full(M * (N + pad), 7.0)
+    g = gemm_args((M, N), a.shape, b.shape, trans_a, trans_b, lda_row, ldb_row, N + pad)
+    # cuBLAS gets our B as its A and our A as its B
+    column_major_gemm(g["transa"], g["transb"], g["m"], g["n"], g["k"], 1.0, b_buf, g["lda"],
+                      a_buf, g["ldb"], 0.0, c_buf, g["ldc"])
+    got = c_buf.reshape(M, N + pad)[:, :N]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_cublas_mapping_refuses_shapes_that_do_not_chain():
+    from scratchrnn.engines.cublas import gemm_args
+
+    with pytest.raises(ValueError, match="do not chain"):
+        gemm_args((4, 3), (4, 5), (6, 3), False, False)
+
+
+# --------------------------------------------------------------------------- #
 # Choosing an engine
 # --------------------------------------------------------------------------- #
 def test_auto_picks_the_best_available():
@@ -260,8 +409,8 @@ def test_empty_sequences_and_batches(engine, shape, every):
 
 
 @pytest.mark.parametrize("engine", ["reference"] + (["numba"] if HAS_NUMBA else []))
-def test_backward_twice_accumulates(engine):
-    """The tape survives backward: a second call adds the same gradients again."""
+def test_two_steps_accumulate(engine):
+    """Forward + backward twice adds the same gradients again (nothing left over in a tape)."""
     import scratchrnn as sr
 
     layer = sr.GRU(I, H, dtype="float64", generator=B.Generator(0), engine=engine)
@@ -270,6 +419,7 @@ def test_backward_twice_accumulates(engine):
     d = np.ones_like(out)
     dx1, _ = layer.backward(d)
     once = {n: p.grad.copy() for n, p in layer.named_parameters()}
+    layer(x)
     dx2, _ = layer.backward(d)
     np.testing.assert_array_equal(dx1, dx2)
     for n, p in layer.named_parameters():

@@ -293,7 +293,17 @@ class Generator:
         return self.host.bit_generator.state
 
     def set_state(self, state: dict) -> None:
+        check_generator_state(state)
         self.host.bit_generator.state = state
+
+
+def check_generator_state(state: Any) -> None:
+    """Raise ``ValueError`` unless ``state`` is a state :meth:`Generator.get_state` wrote."""
+    try:
+        np.random.PCG64().state = state          # NumPy's own validation, on a scratch one
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"expected a PCG64 generator state, got {str(state)[:60]!r} "
+                         f"({err})") from None
 
 
 _default_generator = Generator(0)
@@ -325,6 +335,14 @@ def set_check_finite(enabled: bool) -> bool:
 
 def check_finite_enabled() -> bool:
     return _check_finite
+
+
+def all_finite(x: Any) -> bool:
+    """True when every value of ``x`` (any backend; a host copy is made) is finite."""
+    host = to_numpy(x)
+    if host.dtype.kind not in "fc":
+        return True
+    return bool(np.isfinite(host).all())
 
 
 def is_floating(x: Array) -> bool:

@@ -6,12 +6,14 @@ engine         what it is
 ``reference``  the loop to read (``reference.py``), Array API only: any backend
 ``numba``      NumPy arrays, one fused numba kernel per step each way (``[fast]``)
 ``cupy``       CuPy arrays, one fused CUDA kernel per step each way, eager
+``cuda-graph`` CuPy arrays, the same loop captured once as a CUDA graph and
+               replayed (``cuda_graph.py``); ``allow_tf32`` for TF32 products
 =============  =============================================================
 
 ``checkpoint_every`` wraps any of them (:class:`Checkpointed`). A layer
 takes its engine as an argument, ``engine="auto"`` by default: the best one
 available for the arrays it is given (numba for NumPy when numba is
-installed, cupy for CuPy, otherwise reference). The environment variable
+installed, cuda-graph -- else cupy -- for CuPy, otherwise reference). The environment variable
 ``SCRATCHRNN_ENGINE`` sets that default, nothing more. The kernels of the
 accelerated engines are generated from the cells' own pointwise functions
 (``pointwise.py``), so a cell's math is written once.
@@ -23,6 +25,7 @@ numpy, numba or cupy, and only in the accelerated engines' modules.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from .. import backend as B
 from ..backend import Array
@@ -30,8 +33,9 @@ from .base import Engine
 from .checkpointed import Checkpointed, segment_length
 from .reference import ReferenceEngine
 
-ENGINE_NAMES = ("auto", "reference", "numba", "cupy")
-_instances: dict[str, Engine] = {"reference": ReferenceEngine()}
+ENGINE_NAMES = ("auto", "reference", "numba", "cupy", "cuda-graph")
+_PREFERRED = {"numpy": ("numba",), "cupy": ("cuda-graph", "cupy")}   # for "auto", in order
+_instances: dict[Any, Engine] = {"reference": ReferenceEngine()}
 
 
 def default_engine() -> str:
@@ -46,21 +50,30 @@ def check_engine_name(name: str, what: str = "engine") -> str:
     return name
 
 
-def get_engine(name: str) -> Engine:
-    """The engine called ``name`` (not 'auto'); raises if it cannot run here."""
+def get_engine(name: str, allow_tf32: bool | None = None) -> Engine:
+    """The engine called ``name`` (not 'auto'); raises if it cannot run here.
+
+    ``allow_tf32`` matters to ``cuda-graph`` only (None: CuPy's ``CUPY_TF32``).
+    """
     check_engine_name(name)
     if name == "auto":
         raise ValueError("engine: 'auto' depends on the arrays; use select_engine")
-    if name not in _instances:
+    key = (name, allow_tf32) if name == "cuda-graph" else name
+    if key not in _instances:
         from .fused import CupyTarget, FusedEngine, NumbaTarget
 
-        target = {"numba": NumbaTarget, "cupy": CupyTarget}[name]()
+        target = NumbaTarget() if name == "numba" else CupyTarget()
         if not target.available():
             hint = ("pip install scratchrnn[fast]" if name == "numba"
                     else "pip install scratchrnn[cuda12] (or [cuda13]) and a CUDA GPU")
             raise RuntimeError(f"engine {name!r} is not available here ({hint})")
-        _instances[name] = FusedEngine(target)
-    return _instances[name]
+        if name == "cuda-graph":
+            from .cuda_graph import CudaGraphEngine
+
+            _instances[key] = CudaGraphEngine(target, allow_tf32=allow_tf32)
+        else:
+            _instances[key] = FusedEngine(target)
+    return _instances[key]
 
 
 _available: list[str] | None = None
@@ -71,7 +84,7 @@ def available_engines() -> list[str]:
     global _available
     if _available is None:
         names = ["reference"]
-        for name in ("numba", "cupy"):
+        for name in ("numba", "cupy", "cuda-graph"):
             try:
                 get_engine(name)
                 names.append(name)
@@ -81,21 +94,21 @@ def available_engines() -> list[str]:
     return list(_available)
 
 
-def select_engine(name: str, x: Array) -> Engine:
+def select_engine(name: str, x: Array, allow_tf32: bool | None = None) -> Engine:
     """The engine to run on ``x``: ``name`` itself, or for 'auto' the best for x's backend."""
     check_engine_name(name)
     if name != "auto":
-        engine = get_engine(name)
+        engine = get_engine(name, allow_tf32)
         if not engine.supports(x):
             raise TypeError(f"engine {name!r} cannot run on {B.backend_of(x).label} arrays of "
-                            f"dtype {B.dtype_name(x)}; use engine='auto' or 'reference'")
+                            f"dtype {B.dtype_name(x)} and shape {tuple(x.shape)}; use "
+                            f"engine='auto' or 'reference'")
         return engine
-    library = B.backend_of(x).name
-    preferred = {"numpy": "numba", "cupy": "cupy"}.get(library)
-    if preferred is not None and preferred in available_engines():
-        engine = get_engine(preferred)
-        if engine.supports(x):
-            return engine
+    for preferred in _PREFERRED.get(B.backend_of(x).name, ()):
+        if preferred in available_engines():
+            engine = get_engine(preferred, allow_tf32)
+            if engine.supports(x):
+                return engine
     return _instances["reference"]
 
 

@@ -46,7 +46,7 @@ class RNNBase(Module):
                  bidirectional: bool = False, *, dtype: str = "float32",
                  device: str | B.Backend | None = None, generator: Generator | None = None,
                  checkpoint_every: int | bool | str | None = None, engine: str | None = None,
-                 proj_size: int = 0) -> None:
+                 allow_tf32: bool | None = None, proj_size: int = 0) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
@@ -73,6 +73,8 @@ class RNNBase(Module):
         self.checkpoint_every = checkpoint_every
         # which engine runs the time loop: "auto" | "reference" | "numba" | "cupy"
         self.engine = check_engine_name(engine if engine is not None else default_engine())
+        # float32 GEMMs on TF32 tensor cores (cuda-graph engine; None: CuPy's CUPY_TF32)
+        self.allow_tf32 = allow_tf32
         self.proj_size = proj_size
         self.record_hidden_grads = False
         self.hidden_grads: dict[tuple[int, int], Array] = {}
@@ -121,7 +123,7 @@ class RNNBase(Module):
 
     def engine_for(self, x: Array) -> Engine:
         """The engine this layer runs on arrays like ``x`` (checkpointing included)."""
-        engine = select_engine(self.engine, x)
+        engine = select_engine(self.engine, x, self.allow_tf32)
         if self.checkpoint_every is not None and self.checkpoint_every is not False:
             engine = Checkpointed(engine, self.checkpoint_every)
         return engine
@@ -130,6 +132,7 @@ class RNNBase(Module):
         self._tapes: dict[tuple[int, int], Any] = {}
         self._drop_masks: dict[int, Array] = {}
         self._batch = 0
+        self._backward_done = False   # set by backward: one backward per forward
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -221,24 +224,27 @@ class RNNBase(Module):
 
     # ---- backward ------------------------------------------------------ #
     def _run_backward(self, d_output: Any, dh_n: tuple[Any, ...]) -> tuple[Array, tuple]:
-        if not self._tapes:
-            raise RuntimeError("backward called before forward (or after .to())")
+        checks.cache_for_backward(self, checks.SPENT if self._backward_done
+                                  else self._tapes or None)  # one backward per forward
         backend, xp = self.backend, self.backend.xp
         T = self._tapes[(0, 0)].x.shape[0]
         H = self.output_size
         DH = self.num_directions * H
         dtype = self._tapes[(0, 0)].x.dtype
         shapes = self._state_shapes(self._batch)
+        names = ("dh_n",) if self.cell.carry_size == 1 else ("dh_n", "dc_n")
+        checks.check_carry_grads(dh_n, names)
         if d_output is not None:
-            checks.check_array("d_output", d_output, backend)
             want = (self._batch, T, DH) if self.batch_first else (T, self._batch, DH)
-            checks.check_shape("d_output", d_output, want, "(the forward output's shape)")
+            checks.check_grad_input("d_output", d_output, want, dtype, backend,
+                                    "(the forward output's shape)")
             if self.batch_first:
                 d_output = xp.permute_dims(d_output, (1, 0, 2))   # (T, B, D·H)
-        for d, shape in zip(dh_n, shapes):
+        for name, d, shape in zip(names, dh_n, shapes):
             if d is not None:
-                checks.check_array("dh_n", d, backend)
-                checks.check_shape("dh_n", d, shape, "(the final state's shape)")
+                checks.check_grad_input(name, d, shape, dtype, backend,
+                                        "(the final state's shape)")
+        self._backward_done = True
         dcarry_n = tuple(
             xp.zeros(shape, dtype=dtype, device=backend.device) if d is None else d
             for d, shape in zip(dh_n, shapes))
