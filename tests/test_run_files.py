@@ -177,6 +177,19 @@ def test_one_file_mode_for_every_output(tmp_path):
     assert set(modes.values()) == {0o640}, modes
 
 
+def test_every_writer_of_the_library_uses_the_same_mode(tmp_path):
+    from scratchrnn.backend import serialize
+
+    old = os.umask(0o027)
+    try:
+        serialize.save_npz_atomic(tmp_path / "a.npz", {"w": np.zeros(2)}, {})
+        serialize.save_safetensors_atomic(tmp_path / "b.safetensors", {"w": np.zeros(2)})
+        F.atomic_write_text(tmp_path / "c.txt", "x")
+    finally:
+        os.umask(old)
+    assert {p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {0o640}
+
+
 def test_stale_temp_files_of_dead_writers_are_cleaned(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)

@@ -1,8 +1,9 @@
 """Writing a run's files: atomically, with one permission policy, never through a symlink.
 
 Every file a run writes (checkpoints, ``history.json``, ``loss.png``,
-``sample.txt``, ``metrics.csv`` when rewritten) goes through
-:func:`atomic_write`:
+``sample.txt``, ``metrics.csv`` when rewritten; ``export``'s safetensors too)
+goes through :func:`atomic_write` (it lives in :mod:`scratchrnn.backend.serialize`,
+which writes the array files, and is re-exported here):
 
     temp = <folder>/<name>.<pid>.<random>.tmp     created with O_EXCL (never follows a link)
     write, flush, fsync, chmod 0666 & ~umask      the same mode as any new file of the user
@@ -21,38 +22,15 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+
+from ..backend.serialize import atomic_write, file_mode
+
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "file_mode",
+           "stale_temps", "clean_stale_temps", "check_writable_folder"]
 
 _TEMP = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
-
-
-def file_mode() -> int:
-    """The mode of a new file under the current umask (0666 & ~umask)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(f)`` on a temp file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp",
-                               dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
