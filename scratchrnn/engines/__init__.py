@@ -39,9 +39,14 @@ _instances: dict[Any, Engine] = {"reference": ReferenceEngine()}
 
 
 def default_engine() -> str:
-    """``SCRATCHRNN_ENGINE`` (default ``"auto"``): what a layer gets without ``engine=``."""
-    return check_engine_name(os.environ.get("SCRATCHRNN_ENGINE", "auto").strip().lower() or
-                             "auto", "SCRATCHRNN_ENGINE")
+    """``SCRATCHRNN_ENGINE`` (default ``"auto"``): what a layer gets without ``engine=``.
+
+    The older ``SCRATCHRNN_FAST=0`` still means ``reference`` when that is unset.
+    """
+    name = os.environ.get("SCRATCHRNN_ENGINE", "").strip().lower()
+    if not name and os.environ.get("SCRATCHRNN_FAST", "").strip().lower() in ("0", "false", "no"):
+        name = "reference"
+    return check_engine_name(name or "auto", "SCRATCHRNN_ENGINE")
 
 
 def check_engine_name(name: str, what: str = "engine") -> str:
