@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ._interrupt import EXIT_INTERRUPTED, launched_as_command
+from .cells import cell_arg
+from .models import CELLS as MODEL_CELLS
 from .training.files import atomic_write_text
 from .training.run_files import BEST, CHECKPOINT, HISTORY, METRICS, PLOT
 
@@ -114,8 +116,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     src.add_argument("--data", choices=("default", "tinyshakespeare"), default=None,
                      help="a named corpus (default: 'default', the embedded CPython help "
                      "prose)")
-    t.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm",
-                   help="recurrent cell")
+    t.add_argument("--cell", type=cell_arg, choices=tuple(MODEL_CELLS), default="lstm",
+                   help="recurrent cell: Elman RNN with tanh or ReLU, GRU or LSTM ('rnn' is "
+                   "an alias of rnn_tanh)")
     t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units")
     t.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     t.add_argument("--embedding", type=int, default=0,

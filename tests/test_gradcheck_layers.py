@@ -135,7 +135,7 @@ def layer_errors(layer, x, h0, R, S, lengths=None, directional=False):
     return check_gradients(loss, wrt, analytic)
 
 
-@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn_tanh", "gru", "lstm"])
 def test_no_bias(cls):
     layer, x, h0, R, S = build(cls, seed=3, num_layers=2, bidirectional=True, bias=False)
     assert not any("bias" in n for n, _ in layer.named_parameters())
@@ -143,7 +143,7 @@ def test_no_bias(cls):
     assert record(f"{cls.__name__} bias=False", errors) < BOUND, errors
 
 
-@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn_tanh", "gru", "lstm"])
 def test_batch_first(cls):
     layer, x, h0, R, S = build(cls, seed=5, num_layers=2, bidirectional=True,
                                batch_first=True)
@@ -206,3 +206,4 @@ def test_command_prints_the_table():
     summary = re.search(r"worst relative error over (\d+) configurations: (\S+)", proc.stdout)
     assert summary and int(summary.group(1)) == len(rows)
     assert np.isclose(float(summary.group(2)), max(errors), rtol=0.01)
+
