@@ -18,13 +18,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._interrupt import EXIT_INTERRUPTED, launched_as_command
+from ._interrupt import EXIT_INTERRUPTED, run_command
 from .cells import cell_arg
 from .models import CELLS as MODEL_CELLS
 from .training.files import atomic_write_text
@@ -550,16 +549,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``scratchrnn`` command; Ctrl-C anywhere ends it with status 130, no traceback."""
-    as_command = launched_as_command()
-    try:
-        try:
-            return _main(argv)
-        finally:    # the work is over: a late Ctrl-C must not make the exit a traceback
-            if as_command:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except KeyboardInterrupt:
-        print("\nscratchrnn: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(lambda: _main(argv))
 
 
 def _main(argv: list[str] | None) -> int:

@@ -266,5 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if worst_all < BOUND else 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":         # Ctrl-C: one line and status 130, as `scratchrnn gradcheck`
+    from ._interrupt import run_command
+
+    raise SystemExit(run_command(main))
