@@ -62,7 +62,7 @@ def _params(spec: str) -> list[tuple[bool, str, str]]:
 
 
 class CpuElementwiseKernel:
-    """The subset of ``cupy.ElementwiseKernel`` that ``cupy_cells`` uses, on the CPU."""
+    """The subset of ``cupy.ElementwiseKernel`` that ``cupy_kernels`` uses, on the CPU."""
 
     def __init__(self, in_params: str, out_params: str, operation: str, name: str,
                  preamble: str = "") -> None:

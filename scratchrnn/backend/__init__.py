@@ -123,6 +123,22 @@ class Backend:
         return self.xp.zeros(tuple(shape), dtype=self.dtype(dtype), device=self.device)
 
 
+def cuda_problem() -> tuple[str, str] | None:
+    """Why CuPy cannot run here: ``("missing", text)`` when CuPy is not installed,
+    ``("unusable", text)`` when it is but finds no usable device; None when it can."""
+    try:
+        import cupy
+    except ImportError as err:
+        return "missing", f"CuPy is not installed ({err})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError, missing driver ...
+        return "unusable", f"CuPy is installed but no CUDA device is usable ({err})"
+    if n < 1:
+        return "unusable", "CuPy is installed but sees no CUDA device"
+    return None
+
+
 def get_backend(spec: str | Backend | None = None) -> Backend:
     """Resolve a backend spec (see the module docstring) to a :class:`Backend`."""
     if isinstance(spec, Backend):
@@ -353,3 +369,10 @@ def to_numpy_dtype(dtype: Any) -> np.dtype:
 def dtype_name_of(dtype: Any) -> str:
     """``'float32'`` for any backend's float32 dtype object, and so on."""
     return str(to_numpy_dtype(dtype))
+
+
+def quiet_float_errors() -> Any:
+    """A context in which overflow / invalid-value / divide-by-zero in array math
+    raise no ``RuntimeWarning``: for callers that check the results themselves
+    (the trainer stops on a non-finite loss, gradient or weight)."""
+    return np.errstate(all="ignore")

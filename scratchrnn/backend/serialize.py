@@ -9,14 +9,15 @@ temporary file in the same folder and renamed over the target with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -25,29 +26,56 @@ from . import to_numpy
 META_KEY = "__meta__.json"
 
 
-def save_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any],
-                    meta: Mapping[str, Any]) -> Path:
-    """Write ``arrays`` (any backend, copied to the host) and the JSON ``meta``
-    to ``path`` atomically; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def write_npz(f: IO[bytes], arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    """Write ``arrays`` (any backend, copied to the host) and the JSON ``meta`` as one
+    ``.npz`` into the open binary file ``f`` (the atomic rename is the caller's:
+    see :func:`scratchrnn.training.files.atomic_write`)."""
     if META_KEY in arrays:
         raise ValueError(f"arrays: the key {META_KEY!r} is reserved")
     host = {name: to_numpy(a) for name, a in arrays.items()}
     text = json.dumps(meta, sort_keys=True)
     host[META_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    np.savez(f, **host)
+
+
+def file_mode() -> int:
+    """The mode of a new file under the current umask (0666 & ~umask): the one
+    permission policy of every file the library writes."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Call ``write(f)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    The temp file ``<name>.<pid>.<random>.tmp`` is created with O_EXCL (it never
+    follows a link), flushed, fsync'ed and given :func:`file_mode`; ``os.replace``
+    swaps the directory entry itself, so a symlink at ``path`` is replaced, not
+    followed, and a reader sees the old file or the new one, never a part.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f"{path.name}.{os.getpid()}.", suffix=".tmp",
+                               dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **host)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+            os.fchmod(f.fileno(), file_mode())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     return path
+
+
+def save_npz_atomic(path: str | os.PathLike, arrays: Mapping[str, Any],
+                    meta: Mapping[str, Any]) -> Path:
+    """:func:`write_npz` to ``path`` with :func:`atomic_write`; returns the path."""
+    return atomic_write(path, lambda f: write_npz(f, arrays, meta))
 
 
 @dataclass(frozen=True)
@@ -205,18 +233,7 @@ def save_safetensors_atomic(path: str | os.PathLike, arrays: Mapping[str, Any],
     host = {name: np.ascontiguousarray(to_numpy(a)) for name, a in arrays.items()}
     meta = None if metadata is None else {str(k): str(v) for k, v in metadata.items()}
     data = save(host, metadata=meta)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: f.write(data))
 
 
 def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:

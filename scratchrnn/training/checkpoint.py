@@ -1,7 +1,7 @@
 """Checkpoints: everything needed to resume a run or sample from a model.
 
-One ``.npz`` file (written atomically: temporary file, then ``os.replace``)
-holds the arrays
+One ``.npz`` file (written atomically by :func:`.files.atomic_write`:
+temporary file in the same folder, then ``os.replace``) holds the arrays
 
     model/<parameter name>          the weights
     optim/<parameter name>/<slot>   the optimizer state (Adam's exp_avg, ...)
@@ -11,6 +11,9 @@ and one JSON document with the format name and version, the model's kind and
 config (enough to rebuild it), the optimizer's type and hyper-parameters, the
 vocabulary, the random generators' states, the step and free-form extras.
 Loading checks the format and version first and names the file in every error.
+
+Saving refuses non-finite weights or optimizer state (:class:`NonFiniteState`)
+before anything is written, so a checkpoint on disk is always a usable one.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from .. import backend as B
-from ..backend.serialize import read_npz_arrays, read_npz_index, save_npz_atomic
+from ..backend.serialize import read_npz_arrays, read_npz_index, write_npz
+from ..cells import CELLS, cell_name
 from ..data.vocab import Vocab
 from ..nn.module import Module
+from .files import atomic_write
 from .optim import Optimizer
 
 FORMAT = "scratchrnn-checkpoint"
@@ -68,11 +73,31 @@ class Checkpoint:
         return model
 
 
+class NonFiniteState(ValueError):
+    """Weights or optimizer state hold NaN/Inf: not written as a checkpoint."""
+
+
+def nonfinite_arrays(arrays: dict[str, Any]) -> list[str]:
+    """Names of the floating-point arrays in ``arrays`` that hold a NaN or an Inf."""
+    bad = []
+    for name, a in arrays.items():
+        if B.is_array(a) and B.is_floating(a):
+            xp = B.namespace(a)
+            if not bool(xp.all(xp.isfinite(a))):
+                bad.append(name)
+    return bad
+
+
 def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer | None = None,
                     *, vocab: Vocab | None = None, step: int = 0,
                     rng: dict[str, Any] | None = None, info: dict[str, Any] | None = None,
-                    arrays: dict[str, Any] | None = None) -> Path:
-    """Write a checkpoint of ``model`` (which must have ``kind`` and ``config``)."""
+                    arrays: dict[str, Any] | None = None,
+                    allow_nonfinite: bool = False) -> Path:
+    """Write a checkpoint of ``model`` (which must have ``kind`` and ``config``).
+
+    Raises :class:`NonFiniteState` (and writes nothing) when a weight or an
+    optimizer-state array holds NaN/Inf, unless ``allow_nonfinite``.
+    """
     tensors: dict[str, Any] = {f"model/{k}": v for k, v in model.state_dict().items()}
     opt_meta = None
     if optimizer is not None:
@@ -82,6 +107,12 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
                 tensors[f"optim/{pname}/{slot}"] = value
         opt_meta = {k: sd[k] for k in ("type", "lr", "hyper", "steps")}
         opt_meta["params"] = sorted(sd["state"])
+    if not allow_nonfinite:
+        bad = nonfinite_arrays(tensors)
+        if bad:
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            raise NonFiniteState(f"checkpoint {path}: not written, {shown} hold NaN/Inf "
+                                 f"(step {step})")
     for k, v in (arrays or {}).items():
         tensors[f"extra/{k}"] = v
     meta = {
@@ -91,16 +122,13 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
         "optimizer": opt_meta, "vocab": None if vocab is None else vocab.to_dict(),
         "step": int(step), "rng": rng or {}, "info": info or {},
     }
-    return save_npz_atomic(path, tensors, meta)
+    return atomic_write(path, lambda f: write_npz(f, tensors, meta))
 
 
 # --------------------------------------------------------------------------- #
 # Loading: everything is checked against the file and the config before any
 # array is read or any model is built.
 # --------------------------------------------------------------------------- #
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
 def _count(config: dict[str, Any], key: str, optional: bool = False) -> int | None:
     value = config.get(key)
     if optional and not value:
@@ -112,12 +140,11 @@ def _count(config: dict[str, Any], key: str, optional: bool = False) -> int | No
 
 def _rnn_shapes(config: dict[str, Any], input_size: int, bidirectional: bool
                 ) -> dict[str, tuple[int, ...]]:
-    cell = config.get("cell")
-    if cell not in _GATES:
-        raise ValueError(f"model_config['cell']: expected one of {sorted(_GATES)}, got "
-                         f"{cell!r}")
+    from ..models import CELLS as MODEL_CELLS
+
+    cell = cell_name(config.get("cell"), MODEL_CELLS, "model_config['cell']")
     H, L = _count(config, "hidden_size"), _count(config, "num_layers")
-    D, GH = 2 if bidirectional else 1, _GATES[cell] * H
+    D, GH = 2 if bidirectional else 1, CELLS[cell].gates * H
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(L):
         layer_in = input_size if layer == 0 else H * D
@@ -216,6 +243,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     kind, config, step = meta["model_kind"], meta["model_config"], meta["step"]
     _require(path, isinstance(kind, str), "model_kind: expected a string", kind)
     _require(path, isinstance(config, dict), "model_config: expected a JSON object", config)
+    if "cell" in config:        # older checkpoints name the tanh Elman cell "rnn"
+        try:
+            config = {**config, "cell": cell_name(config["cell"], what="model_config['cell']")}
+        except ValueError as err:
+            raise ValueError(f"checkpoint {path}: {err}") from None
     _require(path, isinstance(step, int) and not isinstance(step, bool) and step >= 0,
              "step: expected an int >= 0", step)
     _require(path, isinstance(meta["rng"], dict) and all(isinstance(v, dict)
@@ -317,7 +349,7 @@ def _check_carried_state(path: Path, config: dict[str, Any], extra: dict[str, An
     states = sorted(k for k in extra if k.startswith("state"))
     if not states:
         return
-    n = 2 if config.get("cell") == "lstm" else 1
+    n = CELLS[config["cell"]].carry_size
     if states != [f"state{i}" for i in range(n)]:
         raise ValueError(f"checkpoint {path}: carried state: expected {n} array(s) for a "
                          f"{config.get('cell')} model, got {states}")

@@ -6,7 +6,10 @@ evaluate. The :class:`~scratchrnn.training.trainer.Trainer` only loops.
 
 * :class:`LanguageModelTask` -- TBPTT windows; the final state of each window
   is the initial state of the next (as a constant: no gradient flows back
-  across the window boundary) and is reset to zero at each epoch start.
+  across the window boundary) and is reset to zero at each epoch start. The
+  new state becomes current only in :meth:`Task.commit_step`, which the
+  trainer calls once the optimizer step is done, so a step interrupted
+  half-way leaves the carried state of the last completed step.
 * :class:`ClassificationTask` -- padded token sequences with lengths,
   shuffled per (seed, epoch); evaluation reports loss and accuracy.
 * :class:`RegressionTask` -- real-valued series (T, N, I) with targets
@@ -66,6 +69,10 @@ class Task:
     def start_epoch(self) -> None:
         """Called before the first batch of every epoch."""
 
+    def commit_step(self) -> None:
+        """Called once a step's optimizer update is done: make state that
+        :meth:`train_step` computed (e.g. the carried TBPTT state) current."""
+
     def train_step(self, model: Module, batch: Any) -> StepResult:  # pragma: no cover
         raise NotImplementedError
 
@@ -75,6 +82,10 @@ class Task:
     def state_arrays(self) -> dict[str, Array]:
         """Arrays that a checkpoint must keep to resume mid-epoch."""
         return {}
+
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """Refuse (ValueError) :meth:`state_arrays` saved under a setup this task cannot
+        continue from; called before anything is restored."""
 
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
         """Restore :meth:`state_arrays`."""
@@ -87,12 +98,14 @@ class LanguageModelTask(Task):
                  batch_size: int, seq_len: int, backend: Any = None,
                  max_val_windows: int | None = None) -> None:
         self.train = LMBatches(train_ids, batch_size, seq_len, backend)
+        self.batch_size = batch_size  # all streams (after shard, train has this rank's)
         self.val = None
         if val_ids is not None and len(val_ids) >= 2 * batch_size:
             self.val = LMBatches(val_ids, batch_size, seq_len, backend)
         self.max_val_windows = max_val_windows
         self.loss = CrossEntropyLoss()
         self.state: Any = None        # carried across windows: h_n or (h_n, c_n)
+        self.next_state: Any = None   # the running step's h_n, current after commit_step
 
     def batches(self, epoch: int) -> Sequence[int]:
         return range(len(self.train))
@@ -105,11 +118,14 @@ class LanguageModelTask(Task):
             self.val = self.val.shard(comm.rank, comm.size)
 
     def start_epoch(self) -> None:
-        self.state = None
+        self.state = self.next_state = None
+
+    def commit_step(self) -> None:
+        self.state = self.next_state
 
     def train_step(self, model: Module, batch: int) -> StepResult:
         w = self.train.window(batch)
-        logits, self.state = model(w.x, self.state)                       # (L, B, V)
+        logits, self.next_state = model(w.x, self.state)                  # (L, B, V)
         loss = self.loss(logits, w.y)
         model.backward(self.loss.backward())
         return StepResult(B.to_scalar(loss), int(w.y.shape[0] * w.y.shape[1]))
@@ -138,12 +154,25 @@ class LanguageModelTask(Task):
         return {k: self.comm.allgather_concat(a, axis=1)
                 for k, a in _carry_arrays(self.state).items()}
 
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """The carried state (state0[, state1], each (L, batch, H)) must be for this
+        task's batch size: it cannot be carried into a different number of streams."""
+        batch = self.batch_size
+        for k in sorted(k for k in arrays if k.startswith("state")):
+            shape = tuple(arrays[k].shape)
+            if len(shape) == 3 and shape[1] != batch:
+                raise ValueError(f"the carried TBPTT state ({k}, shape {shape}) was saved with "
+                                 f"batch size {shape[1]}, this task's batch size is {batch}; "
+                                 f"resume with batch_size={shape[1]} (or start a new run)")
+
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
+        self.check_state_arrays(arrays)
         n = sum(1 for k in arrays if k.startswith("state"))
         lo, hi = shard_range(arrays["state0"].shape[1], self.comm.rank, self.comm.size) \
             if n else (0, 0)
         parts = [backend.asarray(arrays[f"state{i}"][:, lo:hi]) for i in range(n)]
         self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+        self.next_state = self.state
 
 
 class ClassificationTask(Task):
