@@ -292,6 +292,7 @@ def test_an_error_on_one_rank_ends_every_rank_and_keeps_the_checkpoint(tmp_path,
 @pytest.mark.parametrize("how", ["uncaught", "killed"])
 def test_an_uncaught_exception_or_a_killed_rank_ends_every_rank(tmp_path, how):
     result = run([str(WORKER), how], 2, tmp_path)
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stdout + result.stderr
     if how == "uncaught":
-        assert "RuntimeError: rank 1 fails on purpose (test)" in result.stderr
+        assert "RuntimeError: rank 1 fails on purpose (test)" in result.stderr, \
+            f"rc {result.returncode}\n{result.stdout}\n{result.stderr}"

@@ -252,6 +252,7 @@ class MPIComm(Communicator):
     def abort(self, code: int = 1) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(0.5)  # let the launcher forward our last lines before it kills everyone
         self._comm.Abort(code)
         os._exit(code)   # MPICH's MPI_Abort can return before the launcher kills us
 
