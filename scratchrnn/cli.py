@@ -13,7 +13,6 @@ running (a missing file, a diverged run) with one line and status 1.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -61,6 +60,16 @@ def _float_in(low: float, high: float, low_open: bool = False, high_open: bool =
 _positive = _float_in(0.0, float("inf"), low_open=True)
 
 
+def _thread_policy(text: str) -> str | int:
+    from .backend.blas_threads import parse_policy
+
+    try:
+        return parse_policy(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a positive integer, "
+                                         f"got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="scratchrnn", description="Recurrent networks from scratch, with "
                      "hand-written backpropagation through time.")
@@ -97,9 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict (cpu)")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=_positive_int, default=None,
-                   help="limit the CPU's BLAS threads (default: BLAS's own choice; 1 helps "
-                   "when other jobs share the cores; needs threadpoolctl)")
+    t.add_argument("--threads", type=_thread_policy, default=None, metavar="auto|off|N",
+                   help="BLAS threads: auto follows the load (as many as the cores other "
+                   "processes leave free), N fixes them (bit-identical reruns), off leaves "
+                   "BLAS alone (default: $SCRATCHRNN_THREADS, else auto)")
     t.add_argument("--val-fraction", type=_float_in(0.0, 0.5, low_open=True), default=0.05,
                    help="the last part of the text kept for validation (0.05)")
     t.add_argument("--eval-every", type=_positive_int, default=100,
@@ -224,8 +234,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           flush=True)
     start = time.perf_counter()
     try:
-        with _blas_threads(args.threads):
-            history = trainer.fit()
+        B.set_thread_policy(args.threads)
+        history = trainer.fit()
     except KeyboardInterrupt:
         path = trainer.save(out / CHECKPOINT)
         print(f"\ninterrupted at step {trainer.step}; checkpoint written to {path} "
@@ -247,17 +257,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"\ncheckpoint:  {ck_path}\nloss curve:  {png}\nsample:      {out / 'sample.txt'}")
     print(f"generate more with: scratchrnn sample {ck_path} --prompt 'The '")
     return 0
-
-
-def _blas_threads(n: int | None) -> Any:
-    """Limit NumPy's BLAS to ``n`` threads while training (None: leave it alone)."""
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise ValueError("--threads: needs threadpoolctl (pip install threadpoolctl)") from None
-    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _median_rate(history: Any) -> float:

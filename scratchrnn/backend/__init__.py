@@ -337,5 +337,14 @@ def dtype_name_of(dtype: Any) -> str:
     return str(to_numpy_dtype(dtype))
 
 
+# BLAS's thread count and the policy that follows the load; see blas_threads.
+from .blas_threads import (  # noqa: E402,F401
+    adapt_blas_threads,
+    get_blas_threads,
+    set_blas_threads,
+    set_thread_policy,
+    thread_policy,
+)
+
 # The fused CPU kernels (numba, optional) are switched here; see fast_scan.
 from .fast_scan import fast_paths_enabled, set_fast_paths  # noqa: E402,F401
