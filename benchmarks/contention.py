@@ -15,7 +15,10 @@ under each thread policy:
   OpenBLAS's thread per core, spinning while it waits for work);
 * ``new``: the default policy (``auto``: as many threads as the cores other
   processes leave free, re-read every second; ``scratchrnn/backend/blas_threads.py``);
-* ``one``: ``OPENBLAS_NUM_THREADS=1``, the old workaround (not run by default).
+* ``one``: ``OPENBLAS_NUM_THREADS=1``, the old workaround (not run by default);
+* ``nospin``: BLAS's own thread count, but its idle threads sleep after 2^4 cycles
+  instead of spinning for 2^28 (``OPENBLAS_THREAD_TIMEOUT=4``, read by NumPy's
+  scipy-openblas when it loads; not run by default).
 
 A process first trains for ``--warmup`` seconds (compiles, caches, and lets ``auto``
 take two readings of the load), then times the steps. Rounds rotate the order;
@@ -45,6 +48,7 @@ POLICIES = {
     "old": {"SCRATCHRNN_THREADS": "off"},
     "new": {},
     "one": {"OPENBLAS_NUM_THREADS": "1"},
+    "nospin": {"SCRATCHRNN_THREADS": "off", "OPENBLAS_THREAD_TIMEOUT": "4"},
 }
 CONDITIONS = ("alone", "beside")
 SPIN = "while True: pass"

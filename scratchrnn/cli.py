@@ -89,14 +89,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--layers", type=_positive_int, default=1, help="stacked layers (1)")
     t.add_argument("--embedding", type=int, default=0,
                    help="embedding size; 0 = one-hot characters (0)")
-    t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=0.0)
+    t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=None,
+                   help="dropout on the recurrent output and between layers (0, or 0.2 when "
+                   "the budget covers more than 6 passes over the text)")
     t.add_argument("--seq-len", type=_positive_int, default=64, help="TBPTT window (64)")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (32)")
     t.add_argument("--lr", type=_positive, default=3e-3, help="learning rate (3e-3)")
     t.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "adagrad", "rmsprop"),
                    default="adam")
-    t.add_argument("--schedule", choices=("constant", "cosine", "step"), default="constant",
-                   help="learning-rate schedule; cosine/step need --steps (constant)")
+    t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
+                   default=None, help="learning-rate schedule; cosine/step need --steps; "
+                   "plateau halves the rate after 2 evaluations without a better validation "
+                   "loss (constant, or plateau when the budget covers more than 6 passes)")
     t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (0)")
     t.add_argument("--clip", type=float, default=5.0,
                    help="max global gradient norm; 0 = no clipping (5)")
@@ -167,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .training.tasks import LanguageModelTask
     from .training.trainer import TrainConfig, Trainer
 
-    if args.schedule != "constant" and args.steps is None:
+    if args.schedule in ("cosine", "step") and args.steps is None:
         raise ValueError(f"--schedule {args.schedule}: needs --steps (a known length)")
     if args.clip < 0:
         raise ValueError(f"--clip: expected a number >= 0, got {args.clip}")
@@ -175,6 +179,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
     text, source = _load_text(args)
+    steps = args.steps
+    minutes = args.minutes if args.minutes is not None else (None if steps else 2.0)
+    picked = _fill_budget_defaults(args, len(text), steps, minutes)
     if ckpt is not None:
         if ckpt.vocab is None or ckpt.model_kind != "language_model":
             raise ValueError(f"--resume: {ckpt.path} is not a language-model checkpoint")
@@ -201,8 +208,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_ids, val_ids = split_stream(ids, args.val_fraction)
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
-    steps = args.steps
-    minutes = args.minutes if args.minutes is not None else (None if steps else 2.0)
     schedule = make_schedule(args.schedule, lr, steps or 1, args.warmup)
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,
                          clip=args.clip or None, eval_every=args.eval_every,
@@ -214,6 +219,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     say = _printer(args.quiet)
 
     def on_eval(tr: Trainer, metrics: dict[str, float]) -> None:
+        schedule.observe(tr.step, metrics["val_loss"])      # plateau: cut the rate if stalled
         say(f"step {tr.step}: validation loss {metrics['val_loss']:.4f} nats/char")
         if not args.quiet and args.sample_length > 0:
             text = sample(model, vocab, "", args.sample_length, 0.8, seed=tr.step)
@@ -223,6 +229,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                       info=info)
     if ckpt is not None:
         trainer.load(ckpt)
+        for v in trainer.history.val:                     # plateau: the same rates as before
+            schedule.observe(v["step"], v["val_loss"])
         if steps is not None and trainer.step >= steps:
             raise ValueError(f"--steps {steps}: the checkpoint is already at step "
                              f"{trainer.step}")
@@ -230,8 +238,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training a {model.config['cell'].upper()} language model "
           f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
           f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
-          + (f"{steps} steps" if steps else f"{minutes:g} minutes") + f", on {backend.label}",
-          flush=True)
+          + (f"{steps} steps" if steps else f"{minutes:g} minutes") + f", on {backend.label}"
+          + (f"\n{picked}" if picked and ckpt is None else ""), flush=True)
     start = time.perf_counter()
     try:
         B.set_thread_policy(args.threads)
@@ -257,6 +265,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"\ncheckpoint:  {ck_path}\nloss curve:  {png}\nsample:      {out / 'sample.txt'}")
     print(f"generate more with: scratchrnn sample {ck_path} --prompt 'The '")
     return 0
+
+
+def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int | None,
+                          minutes: float | None) -> str:
+    """--dropout and --schedule, where not given, by the passes the budget will make over the
+    text (scratchrnn/training/defaults.py); returns a line saying what was picked."""
+    from .training.defaults import budget_defaults
+
+    train_chars = int(text_chars * (1.0 - args.val_fraction))
+    picked = budget_defaults(train_chars, args.batch_size, args.seq_len, steps, minutes)
+    chosen = []
+    if args.dropout is None:
+        args.dropout = picked.dropout
+        chosen.append(f"dropout {args.dropout:g}")
+    if args.schedule is None:
+        args.schedule = picked.schedule
+        chosen.append(f"{args.schedule} learning rate")
+    return (f"defaults for about {picked.passes:.0f} passes over the text: "
+            + ", ".join(chosen)) if chosen else ""
 
 
 def _median_rate(history: Any) -> float:
