@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default="adam")
     t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
                    default=None, help="learning-rate schedule; cosine/step need --steps; "
-                   "plateau halves the rate after 2 evaluations without a better validation "
+                   "plateau halves the rate after 4 evaluations without a better validation "
                    "loss (constant, or plateau when the budget covers more than 6 passes)")
     t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (0)")
     t.add_argument("--clip", type=float, default=5.0,

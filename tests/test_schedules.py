@@ -85,7 +85,7 @@ def test_plateau_replayed_history_gives_the_same_rates():
 
 def test_warmup_passes_observations_on():
     s = make_schedule("plateau", 1.0, 1, warmup_steps=2)
-    for step in (1, 2, 3):
+    for step in (1, 2, 3, 4, 5):
         s.observe(step, 1.0)
     assert s(10) == 0.5 and Constant(1.0).observe(1, 1.0) is None
 

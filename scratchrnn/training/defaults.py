@@ -9,7 +9,7 @@ still falls at the end without dropout (1.11-1.13 nats/char); on Tiny
 Shakespeare (1.06 M characters, 15 minutes, about 34 passes) it was best after
 3.5 minutes (1.599) and rose to 1.681 by the end. So with more than
 ``MANY_PASSES`` expected passes the defaults become dropout ``DROPOUT`` and the
-``plateau`` schedule (the rate halves after two evaluations without a better
+``plateau`` schedule (the rate halves after four evaluations without a better
 validation loss), otherwise dropout 0 and a constant rate, as before.
 
 Expected passes = characters the budget will process / training characters;

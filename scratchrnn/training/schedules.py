@@ -95,9 +95,9 @@ class Plateau(Schedule):
 
     lr: float                  # η, the rate until the first cut
     factor: float = 0.5        # γ, the multiplier per cut
-    patience: int = 2          # evaluations without improvement before a cut
+    patience: int = 4          # evaluations without improvement before a cut
     min_lr: float = 0.0        # η_min
-    threshold: float = 1e-3    # relative improvement that counts
+    threshold: float = 0.0     # relative improvement that counts
     cuts: list[int] = field(default_factory=list)   # steps after whose evaluation it cut
     best: float = math.inf     # the best validation loss seen
     bad: int = 0               # evaluations since the best (or since the last cut)
