@@ -132,6 +132,9 @@ def lm_trainer(steps: int, warm_steps: int):
 
 def worker(workload: str, steps: int, warmup_s: float) -> dict:
     from scratchrnn import backend as B
+    from scratchrnn.backend import blas_threads as bt
+
+    cpus = bt._affinity()
 
     trainers = news_trainers(steps, 0) if workload == "news" else [lm_trainer(steps, 0)]
     # warm-up: a few steps of each model, until warmup_s has passed
@@ -144,14 +147,16 @@ def worker(workload: str, steps: int, warmup_s: float) -> dict:
         warm += 1
     t0 = time.perf_counter()
     cpu0 = time.process_time()
+    load0 = bt.read_cpu_sample(cpus)
     for tr in trainers:
         tr.config.max_steps = tr.step + steps
         tr.fit()
     seconds = time.perf_counter() - t0
-    policy = B.thread_policy()
+    load1 = bt.read_cpu_sample(cpus)
+    others = bt.others_busy(load0, load1) if load0 and load1 else float("nan")
     return {"seconds": seconds, "cpu_s": time.process_time() - cpu0,
-            "threads": B.get_blas_threads(), "policy": str(policy.policy),
-            "others": round(policy.others, 2)}
+            "threads": B.get_blas_threads(), "policy": str(B.thread_policy().policy),
+            "others": round(others, 2)}   # cores' worth other processes used meanwhile
 
 
 # --------------------------------------------------------------------------- #
@@ -223,7 +228,8 @@ def main(argv: list[str] | None = None) -> None:
             if result:
                 runs[key].append(result)
                 print(f"  round {r + 1} {' '.join(key):20s} {result['seconds']:7.2f} s  "
-                      f"threads {result['threads']}  others {result['others']}  "
+                      f"threads {result['threads']} at the end  others used "
+                      f"{result['others']} cores  "
                       f"({load_line()})", flush=True)
 
     def med(key: tuple[str, str, str]) -> float:
@@ -231,15 +237,22 @@ def main(argv: list[str] | None = None) -> None:
         return statistics.median(times) if times else float("nan")
 
     print(f"\nafter: {load_line()}")
-    print("\n| workload | policy | alone s | beside s | beside / alone | alone / old alone |")
-    print("|---|---|---|---|---|---|")
+    def others(key: tuple[str, str, str]) -> str:
+        return "/".join(f"{x['others']:.1f}" for x in runs[key])
+
+    print("\nothers: cores' worth of CPU other processes took during each timed run "
+          "(beside: the spinner is 1.0 of it; more means a third party loaded the machine)")
+    print("\n| workload | policy | alone s | beside s | beside / alone | alone / old alone "
+          "| others alone; beside |")
+    print("|---|---|---|---|---|---|---|")
     for w in workloads:
         for p in policies:
             alone, beside = med((w, p, "alone")), med((w, p, "beside"))
             vs_old = alone / med((w, "old", "alone")) if "old" in policies else float("nan")
             spread = " / ".join(f"{x['seconds']:.1f}" for x in runs[(w, p, "beside")])
             print(f"| {w} | {p} | {alone:.2f} | {beside:.2f} ({spread}) | "
-                  f"**{beside / alone:.2f}x** | {vs_old:.2f} |")
+                  f"**{beside / alone:.2f}x** | {vs_old:.2f} | {others((w, p, 'alone'))}; "
+                  f"{others((w, p, 'beside'))} |")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({" ".join(k): v for k, v in runs.items()}, f, indent=1)
