@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="embedding size; 0 = one-hot characters (0)")
     t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=None,
                    help="dropout on the recurrent output and between layers (0, or 0.2 when "
-                   "the budget covers more than 6 passes over the text)")
+                   "the budget covers more than 12 passes over the text)")
     t.add_argument("--seq-len", type=_positive_int, default=64, help="TBPTT window (64)")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (32)")
     t.add_argument("--lr", type=_positive, default=3e-3, help="learning rate (3e-3)")
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
                    default=None, help="learning-rate schedule; cosine/step need --steps; "
                    "plateau halves the rate after 4 evaluations without a better validation "
-                   "loss (constant, or plateau when the budget covers more than 6 passes)")
+                   "loss (constant, or plateau when the budget covers more than 12 passes)")
     t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (0)")
     t.add_argument("--clip", type=float, default=5.0,
                    help="max global gradient norm; 0 = no clipping (5)")

@@ -10,7 +10,7 @@ from scratchrnn import cli
 from scratchrnn.training.checkpoint import load_checkpoint
 from scratchrnn.training.defaults import budget_defaults, expected_passes
 
-EMBEDDED, SHAKESPEARE = 1_800_000, 1_059_625     # training characters of the two corpora
+EMBEDDED, SHAKESPEARE = 441_796, 1_059_625     # training characters of the two corpora
 
 
 def test_expected_passes():
@@ -20,11 +20,13 @@ def test_expected_passes():
 
 
 @pytest.mark.parametrize("chars, steps, minutes, dropout, schedule", [
-    (EMBEDDED, None, 2.0, 0.0, "constant"),         # the default run: about 2.7 passes
+    (EMBEDDED, None, 2.0, 0.0, "constant"),         # the default run: about 11 passes
+    (EMBEDDED, None, 5.0, 0.2, "plateau"),          # 27 passes
     (SHAKESPEARE, None, 2.0, 0.0, "constant"),      # 4.5 passes
     (SHAKESPEARE, None, 15.0, 0.2, "plateau"),      # 34 passes: it overfitted without
     (SHAKESPEARE, 500, None, 0.0, "constant"),
-    (SHAKESPEARE, 5000, None, 0.2, "plateau"),
+    (SHAKESPEARE, 5000, None, 0.0, "constant"),     # 9.7 passes
+    (SHAKESPEARE, 8000, None, 0.2, "plateau"),      # 15.5 passes
 ])
 def test_budget_defaults(chars, steps, minutes, dropout, schedule):
     got = budget_defaults(chars, 32, 64, steps, minutes)
@@ -50,12 +52,12 @@ def test_many_passes_regularise_unless_the_user_chose(tmp_path, text_file, capsy
     # 40 steps × 32 characters over about 1,300 training characters: about 1 pass
     assert train(text_file, tmp_path / "a", "--steps", "40") == 0
     assert load_checkpoint(tmp_path / "a" / "checkpoint.npz").model_config["dropout"] == 0.0
-    # 400 steps: about 10 passes -> dropout 0.2 and the plateau schedule, and it says so
-    assert train(text_file, tmp_path / "b", "--steps", "400", "--eval-every", "100") == 0
+    # 800 steps: about 20 passes -> dropout 0.2 and the plateau schedule, and it says so
+    assert train(text_file, tmp_path / "b", "--steps", "800", "--eval-every", "200") == 0
     assert load_checkpoint(tmp_path / "b" / "checkpoint.npz").model_config["dropout"] == 0.2
-    assert "defaults for about 10 passes over the text: dropout 0.2, plateau learning rate" \
+    assert "defaults for about 20 passes over the text: dropout 0.2, plateau learning rate" \
         in capsys.readouterr().out
-    assert train(text_file, tmp_path / "c", "--steps", "400", "--eval-every", "100",
+    assert train(text_file, tmp_path / "c", "--steps", "800", "--eval-every", "200",
                  "--dropout", "0", "--schedule", "constant") == 0
     assert load_checkpoint(tmp_path / "c" / "checkpoint.npz").model_config["dropout"] == 0.0
     assert "defaults for" not in capsys.readouterr().out
