@@ -129,12 +129,11 @@ def worker(impl: str, cell: str, shape: str, dtype: str, threads: int, backend: 
             bwd = lambda out: model.backward(d_out)  # noqa: E731
         else:
             import scratchrnn as sr
-            from scratchrnn import backend as SB
 
-            SB.set_fast_paths(impl.startswith("ours"))
             cls = {"rnn": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
             model = cls(I, H, dtype=dtype, device="cuda" if backend == "cupy" else "cpu",
-                        checkpoint_every=True if impl.endswith("_ckpt") else None)
+                        checkpoint_every=True if impl.endswith("_ckpt") else None,
+                        engine="auto" if impl.startswith("ours") else "reference")
             d_out = xp.ones((T, B, H), dtype=dtype)
             fwd = lambda: model(x)[0]  # noqa: E731
 

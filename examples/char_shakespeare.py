@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
-import scratchrnn as S
+import _common
+
 from scratchrnn.data import Vocab, load_tinyshakespeare, split_stream, words
 from scratchrnn.models import LanguageModel
 from scratchrnn.training import Adam
@@ -37,8 +37,7 @@ from scratchrnn.training.trainer import TrainConfig, Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _common.parser(__doc__)
     p.add_argument("--hidden", type=int, default=256, help="GRU hidden units per layer")
     p.add_argument("--layers", type=int, default=2, help="stacked GRU layers")
     p.add_argument("--dropout", type=float, default=0.5, help="dropout between GRU layers")
@@ -52,26 +51,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="the last part of the text, held out for the validation loss")
     p.add_argument("--print-every", type=int, default=50,
                    help="print the loss and a sample every N steps")
-    p.add_argument("--quick", action="store_true",
-                   help="3 steps of a 64-unit model on 50,000 characters (a smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--out", default="runs/char_shakespeare", help="folder for the loss plot")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    _common.add_common_flags(p, "char_shakespeare",
+                             quick="3 steps of a 64-unit model on 50,000 characters (a smoke test)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        backend = S.get_backend(args.device)
-        text = load_tinyshakespeare()
-    except (FileNotFoundError, RuntimeError) as err:
-        sys.exit(f"char_shakespeare.py: {err}")
+    backend, text = _common.start(args, "char_shakespeare.py", load_tinyshakespeare)
     text = " ".join(words(text))          # lower-cased words and punctuation, single spaces
     if args.quick:
         text, args.steps, args.batch_size, args.print_every = text[:50_000], 3, 16, 1
         args.hidden = 64
-    S.manual_seed(args.seed)
 
     vocab = Vocab.build_chars(text)
     train_ids, val_ids = split_stream(vocab.encode(text), args.val_fraction)

@@ -19,6 +19,8 @@ import argparse
 import sys
 import time
 
+import _common
+
 import scratchrnn as S
 from scratchrnn.data import Vocab, pad_batch
 from scratchrnn.models import LanguageModel
@@ -29,19 +31,14 @@ SENTENCES = ("hey how are you", "good i am fine", "have a nice day")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _common.parser(__doc__)
     p.add_argument("--hidden", type=int, default=12, help="hidden units")
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
     p.add_argument("--epochs", type=int, default=100, help="full-batch training epochs")
     p.add_argument("--prompt", default="good", help="text to complete")
     p.add_argument("--length", type=int, default=15, help="characters in the completion")
     p.add_argument("--print-every", type=int, default=10, help="print the loss every N epochs")
-    p.add_argument("--quick", action="store_true", help="10 epochs (a smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--out", default="runs/complete_sentence",
-                   help="output folder (this example writes no plot)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    _common.add_common_flags(p, "complete_sentence", quick="10 epochs (a smoke test)")
     return p.parse_args(argv)
 
 
@@ -49,11 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.quick:
         args.epochs = 10
-    try:
-        backend = S.get_backend(args.device)
-    except RuntimeError as err:
-        sys.exit(f"complete_sentence.py: --device {args.device}: {err}")
-    S.manual_seed(args.seed)
+    backend, _ = _common.start(args, "complete_sentence.py")
 
     # Data: pad to one length, one id per character, time-major (T, B).
     width = max(len(s) for s in SENTENCES)

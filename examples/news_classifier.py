@@ -27,10 +27,11 @@ Data: $SCRATCHRNN_DATA/ag_news/test.csv.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import _common
 
 import scratchrnn as S
 from scratchrnn.data import AG_NEWS_CLASSES, Vocab, load_ag_news, pad_batch, train_val_split
@@ -62,8 +63,7 @@ class WithoutLengths(S.Module):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _common.parser(__doc__)
     p.add_argument("--variants", default="abc", help="which of the models (a) (b) (c) to train")
     p.add_argument("--embedding", type=int, default=64, help="embedding size")
     p.add_argument("--hidden", type=int, default=32, help="hidden units per direction")
@@ -75,21 +75,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=0.2, help="items held out")
     p.add_argument("--min-freq", type=int, default=1, help="keep words seen this often")
     p.add_argument("--show", type=int, default=6, help="validation headlines to print")
-    p.add_argument("--quick", action="store_true",
-                   help="3 steps per model on 400 items (a smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--out", default="runs/news_classifier", help="folder for the plot")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    _common.add_common_flags(p, "news_classifier",
+                             quick="3 steps per model on 400 items (a smoke test)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        backend = S.get_backend(args.device)
-        rows = load_ag_news()                            # [(label 0..3, text), ...]
-    except (FileNotFoundError, RuntimeError) as err:
-        sys.exit(f"news_classifier.py: {err}")
+    backend, rows = _common.start(args, "news_classifier.py", load_ag_news)  # [(label, text)]
     if args.quick:
         rows = rows[::19]                                # 400 items, all four classes
     train_rows, val_rows = train_val_split(rows, args.val_fraction, seed=args.seed)

@@ -29,11 +29,12 @@ from __future__ import annotations
 import argparse
 import random
 import string
-import sys
 import time
 import unicodedata
 from pathlib import Path
 from typing import Any
+
+import _common
 
 import scratchrnn as S
 from scratchrnn.data import Vocab, load_names, pad_batch, train_val_split
@@ -54,8 +55,7 @@ def to_ascii(name: str) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _common.parser(__doc__)
     p.add_argument("--hidden", type=int, default=32, help="hidden units")
     p.add_argument("--lr", type=float, default=0.005, help="SGD learning rate")
     p.add_argument("--batch-size", type=int, default=1, help="names per update")
@@ -67,21 +67,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--plot-every", type=int, default=1000,
                    help="steps averaged into one point of the loss curves")
     p.add_argument("--show", type=int, default=4, help="names whose attention is printed")
-    p.add_argument("--quick", action="store_true",
-                   help="40 steps per model on 1,000 names (a smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--out", default="runs/surname_classifier", help="folder for the plots")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    _common.add_common_flags(p, "surname_classifier",
+                             quick="40 steps per model on 1,000 names (a smoke test)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        backend = S.get_backend(args.device)
-        by_language = load_names()                      # {language: [surname, ...]}
-    except (FileNotFoundError, RuntimeError) as err:
-        sys.exit(f"surname_classifier.py: {err}")
+    backend, by_language = _common.start(args, "surname_classifier.py",
+                                         load_names)     # {language: [surname, ...]}
     languages = sorted(by_language)
     rng = random.Random(args.seed)
     items = []                                          # (ascii name, language id)

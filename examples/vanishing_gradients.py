@@ -27,10 +27,11 @@ initialisation and T = 100 stays on the plateau far longer (try
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import _common
 
 import scratchrnn as S
 from scratchrnn.backend import Generator
@@ -86,8 +87,7 @@ def hidden_grad_norms(model: SequenceRegressor, x: Any, y: Any) -> list[float]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _common.parser(__doc__)
     p.add_argument("--lengths", type=int, nargs="+", default=[50, 100],
                    help="sequence lengths T")
     p.add_argument("--cells", nargs="+", choices=tuple(CELLS), default=list(CELLS),
@@ -102,10 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-size", type=int, default=10_000, help="training sequences")
     p.add_argument("--val-size", type=int, default=1_000, help="validation sequences")
     p.add_argument("--eval-every", type=int, default=100, help="validate every N steps")
-    p.add_argument("--quick", action="store_true", help="T = 10, 20 steps (a smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--out", default="runs/vanishing_gradients", help="folder for the plot")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    _common.add_common_flags(p, "vanishing_gradients", quick="T = 10, 20 steps (a smoke test)")
     return p.parse_args(argv)
 
 
@@ -114,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.lengths, args.steps, args.eval_every = [10], 20, 10
         args.train_size, args.val_size = 256, 128
-    try:
-        backend = S.get_backend(args.device)
-    except RuntimeError as err:
-        sys.exit(f"vanishing_gradients.py: --device {args.device}: {err}")
+    backend, _ = _common.start(args, "vanishing_gradients.py")
 
     runs: dict[tuple[int, str], dict[str, Any]] = {}
     for T in args.lengths:

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
-import scratchrnn as S
+import _common
+
 from scratchrnn.data import Vocab, load_tinyshakespeare, split_stream
 from scratchrnn.models import LanguageModel
 from scratchrnn.training import Adam
@@ -35,8 +35,7 @@ from scratchrnn.training.trainer import TrainConfig, Trainer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = _common.parser(__doc__)
     p.add_argument("--text", metavar="FILE", default=None,
                    help="train on this UTF-8 text file (default: Tiny Shakespeare)")
     p.add_argument("--seq-len", type=int, default=20, help="words per window")
@@ -57,24 +56,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--length", type=int, default=25, help="words to generate")
     p.add_argument("--top-k", type=int, default=5, help="sample among the k likeliest words")
     p.add_argument("--print-every", type=int, default=200, help="print the loss every N steps")
-    p.add_argument("--quick", action="store_true", help="5 steps on 20,000 words (smoke test)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--out", default="runs/word_lm", help="folder for the loss plot")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    _common.add_common_flags(p, "word_lm", quick="5 steps on 20,000 words (smoke test)")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        backend = S.get_backend(args.device)
-        if args.text is None:
-            text, source = load_tinyshakespeare(), "Tiny Shakespeare"
-        else:
-            text, source = Path(args.text).read_text(encoding="utf-8"), args.text
-    except (OSError, RuntimeError) as err:
-        sys.exit(f"word_lm.py: {err}")
-    S.manual_seed(args.seed)
+    source = "Tiny Shakespeare" if args.text is None else args.text
+    backend, text = _common.start(args, "word_lm.py", load_tinyshakespeare if args.text is None
+                                  else lambda: Path(args.text).read_text(encoding="utf-8"))
 
     vocab = Vocab.build_words(text)                    # by frequency; "<unk>" is id 0
     ids = vocab.encode(text)

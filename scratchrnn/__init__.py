@@ -1,6 +1,7 @@
 """scratchrnn: recurrent neural networks from scratch, with BPTT written out by hand."""
 
-from . import backend, data, functional, losses, models, training
+# _interrupt first: in the `scratchrnn` command, Ctrl-C while the package imports exits 130
+from . import _interrupt, backend, data, functional, losses, models, training
 from .backend import get_backend, manual_seed, to_numpy
 from .data import Vocab
 from .losses import CrossEntropyLoss, MSELoss
@@ -31,6 +32,8 @@ from .training import (
     sample,
     save_checkpoint,
 )
+
+_interrupt.imports_done()
 
 __version__ = "0.1.0"
 

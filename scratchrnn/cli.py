@@ -2,26 +2,33 @@
 
 ``scratchrnn train`` with no arguments trains a character-level LSTM language
 model on the embedded corpus (CPython's help-topic prose) for about two
-minutes, printing samples as it goes, and writes a checkpoint, a loss-curve
-PNG and a final sample into ``--out``. ``scratchrnn sample CHECKPOINT``
+minutes, printing samples as it goes, and keeps its files in ``--out``
+(checkpoint.npz, best.npz, metrics.csv, history.json, loss.png, sample.txt:
+see :mod:`scratchrnn.training.run_files`). ``scratchrnn sample CHECKPOINT``
 generates text from a checkpoint.
 
 Bad arguments end with a one-line error and exit status 2; errors while
-running (a missing file, a diverged run) with one line and status 1.
+running (a missing file, a diverged run) with one line and status 1; Ctrl-C,
+at any moment, with one line and status 130 (during training, after writing
+the checkpoint and the curve of the last completed step).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
+from ._interrupt import EXIT_INTERRUPTED, launched_as_command
+from .training.files import atomic_write_text
+from .training.run_files import BEST, CHECKPOINT, HISTORY, METRICS, PLOT
+
 DEFAULT_OUT = "scratchrnn-run"
-CHECKPOINT = "checkpoint.npz"
+SAMPLE = "sample.txt"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,128 +77,323 @@ def _thread_policy(text: str) -> str | int:
                                          f"got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
+
+class _Help(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless the text already says it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings \
+                or isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            return text
+        if isinstance(action, argparse._StoreTrueAction):
+            return f"{text} (default: off)"
+        return f"{text} (default: %(default)s)"
+
+
+# Options a resumed run takes from its checkpoint: dest -> (model config key or None
+# for the run record, the key there). Given explicitly with another value they conflict.
+RESUME_FIXED = {
+    "cell": ("model", "cell"), "hidden": ("model", "hidden_size"),
+    "layers": ("model", "num_layers"), "embedding": ("model", "embedding_dim"),
+    "dropout": ("model", "dropout"), "dtype": ("model", "dtype"),
+    "optimizer": ("run", "optimizer"), "lr": ("run", "lr"), "seq_len": ("run", "seq_len"),
+    "batch_size": ("run", "batch_size"), "val_fraction": ("run", "val_fraction"),
+}
+
+
+def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The parser; with ``explicit_only`` every default is suppressed, so parsing
+    gives only the options the user typed (see :func:`explicit_options`)."""
+    from . import __version__
+
     parser = _Parser(prog="scratchrnn", description="Recurrent networks from scratch, with "
                      "hand-written backpropagation through time.")
-    sub = parser.add_subparsers(dest="command", metavar="{train,sample,gradcheck}",
+    parser.add_argument("--version", action="version", version=f"scratchrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,sample,export,gradcheck}",
                                 parser_class=_Parser)
     sub.required = True
 
     t = sub.add_parser("train", help="train a character-level language model",
+                       formatter_class=_Help,
                        description="Train a character-level language model (default: an LSTM "
                        "on the embedded corpus, about two minutes).")
     src = t.add_mutually_exclusive_group()
-    src.add_argument("--text", metavar="FILE", help="train on this UTF-8 text file")
+    src.add_argument("--text", metavar="FILE", help="train on this UTF-8 text file "
+                     "(default: the --data corpus)")
     src.add_argument("--data", choices=("default", "tinyshakespeare"), default=None,
-                     help="a named corpus (default: the embedded CPython help prose)")
-    t.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm")
-    t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units (256)")
-    t.add_argument("--layers", type=_positive_int, default=1, help="stacked layers (1)")
+                     help="a named corpus (default: 'default', the embedded CPython help "
+                     "prose)")
+    t.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm",
+                   help="recurrent cell")
+    t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units")
+    t.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
     t.add_argument("--embedding", type=int, default=0,
-                   help="embedding size; 0 = one-hot characters (0)")
+                   help="embedding size; 0 = one-hot characters")
     t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=None,
-                   help="dropout on the recurrent output and between layers (0, or 0.2 when "
-                   "the budget covers more than 12 passes over the text)")
-    t.add_argument("--seq-len", type=_positive_int, default=64, help="TBPTT window (64)")
-    t.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams (32)")
-    t.add_argument("--lr", type=_positive, default=3e-3, help="learning rate (3e-3)")
+                   help="dropout between layers and before the output layer (default: 0, or "
+                   "0.2 when the budget covers more than 12 passes over the text)")
+    t.add_argument("--seq-len", type=_positive_int, default=64, help="TBPTT window")
+    t.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams")
+    t.add_argument("--lr", type=_positive, default=3e-3, help="learning rate")
     t.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "adagrad", "rmsprop"),
-                   default="adam")
+                   default="adam", help="optimizer")
     t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
                    default=None, help="learning-rate schedule; cosine/step need --steps; "
                    "plateau halves the rate after 4 evaluations without a better validation "
-                   "loss (constant, or plateau when the budget covers more than 12 passes)")
-    t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps (0)")
+                   "loss (default: constant, or plateau when the budget covers more than 12 "
+                   "passes over the text)")
+    t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
     t.add_argument("--clip", type=float, default=5.0,
-                   help="max global gradient norm; 0 = no clipping (5)")
+                   help="max global gradient norm; 0 = no clipping")
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=_positive_int, help="train this many steps")
-    budget.add_argument("--minutes", type=_positive, help="train this long (default 2)")
-    t.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict (cpu)")
-    t.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    t.add_argument("--seed", type=int, default=0)
+    budget.add_argument("--steps", type=_positive_int,
+                        help="train this many steps (default: none; --minutes 2)")
+    budget.add_argument("--minutes", type=_positive, help="train this long (default: 2)")
+    t.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="parameter dtype")
+    t.add_argument("--seed", type=int, default=0, help="random seed (initialisation, dropout)")
     t.add_argument("--threads", type=_thread_policy, default=None, metavar="auto|off|N",
                    help="BLAS threads: auto follows the load (as many as the cores other "
                    "processes leave free), N fixes them (bit-identical reruns), off leaves "
                    "BLAS alone (default: $SCRATCHRNN_THREADS, else auto)")
     t.add_argument("--val-fraction", type=_float_in(0.0, 0.5, low_open=True), default=0.05,
-                   help="the last part of the text kept for validation (0.05)")
+                   help="the last part of the text kept for validation")
     t.add_argument("--eval-every", type=_positive_int, default=100,
-                   help="validate, checkpoint and print a sample every N steps (100)")
-    t.add_argument("--sample-length", type=int, default=200, help="characters per sample")
-    t.add_argument("--out", default=DEFAULT_OUT, help=f"output folder ({DEFAULT_OUT})")
+                   help="validate, print a sample and refresh history.json, loss.png and "
+                   "best.npz every N steps")
+    t.add_argument("--save-every", type=_positive_int, default=None,
+                   help="write checkpoint.npz every N steps (default: --eval-every)")
+    t.add_argument("--checkpoint-every", type=_positive_int, dest="save_every_old",
+                   default=None, help=argparse.SUPPRESS)    # deprecated alias of --save-every
+    t.add_argument("--log-every", type=_positive_int, default=25,
+                   help="one progress line every N steps when stdout is not a terminal")
+    t.add_argument("--sample-length", type=int, default=200,
+                   help="characters per sample printed at each evaluation")
+    t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
     t.add_argument("--resume", metavar="CHECKPOINT",
-                   help="continue a run from its checkpoint (file or --out folder)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar or samples")
+                   help="continue a run from its checkpoint, file or --out folder "
+                   "(default: none, a new run)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar, log lines or samples")
 
-    s = sub.add_parser("sample", help="generate text from a checkpoint",
-                       description="Generate text from a language-model checkpoint.")
-    s.add_argument("checkpoint", help="a checkpoint file (or the --out folder of a run)")
+    s = sub.add_parser("sample", help="generate text from a checkpoint", formatter_class=_Help,
+                       description="Generate text from a language-model checkpoint "
+                       "(checkpoint.npz or best.npz of a run).")
+    s.add_argument("checkpoint", help="a checkpoint file, or the --out folder of a run")
+    s.add_argument("--best", action="store_true",
+                   help="with a folder: its best.npz (best validation loss) instead of "
+                   "checkpoint.npz")
     s.add_argument("--prompt", default="", help="text to start from")
-    s.add_argument("--length", type=int, default=500, help="characters to generate (500)")
+    s.add_argument("--length", type=int, default=500, help="characters to generate")
     s.add_argument("--temperature", type=_float_in(0.0, 100.0), default=0.8,
-                   help="0 = greedy (0.8)")
-    s.add_argument("--top-k", type=_positive_int, default=None)
-    s.add_argument("--top-p", type=_float_in(0.0, 1.0, low_open=True), default=None)
-    s.add_argument("--seed", type=int, default=None)
-    s.add_argument("--device", default="cpu")
+                   help="0 = greedy")
+    s.add_argument("--top-k", type=_positive_int, default=None,
+                   help="sample only among the k likeliest characters (default: all)")
+    s.add_argument("--top-p", type=_float_in(0.0, 1.0, low_open=True), default=None,
+                   help="sample only among the likeliest characters whose probabilities "
+                   "sum to p (default: 1, all)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="random seed (default: none, a different text each time)")
+    s.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+
+    e = sub.add_parser("export", help="write a checkpoint's weights as .safetensors",
+                       description="Write a checkpoint's model weights as a .safetensors file "
+                       "under PyTorch's names (config and vocabulary in its metadata), "
+                       "loadable with safetensors.torch.load_file into the equivalent torch.nn "
+                       "model (submodules embedding, rnn, head).")
+    e.add_argument("checkpoint", help="a checkpoint file (or the --out folder of a run)")
+    e.add_argument("output", metavar="OUT.safetensors", help="the file to write")
 
     sub.add_parser("gradcheck", help="check every hand-written gradient numerically",
                    add_help=False)
+    if explicit_only:
+        for action in _all_actions(parser):
+            if action.option_strings and action.default is not argparse.SUPPRESS:
+                action.default = argparse.SUPPRESS
     return parser
 
 
+def _all_actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    found = []
+    for action in parser._actions:
+        found.append(action)
+        if isinstance(action, argparse._SubParsersAction):
+            for p in action.choices.values():
+                found += _all_actions(p)
+    return found
+
+
+def explicit_options(argv: list[str]) -> set[str]:
+    """The ``dest`` of every option given on the command line ``argv``."""
+    return set(vars(build_parser(explicit_only=True).parse_args(argv))) - {"command"}
+
+
 # --------------------------------------------------------------------------- #
-def _checkpoint_path(path: str) -> Path:
+def _checkpoint_path(path: str, best: bool = False) -> Path:
     p = Path(path)
-    return p / CHECKPOINT if p.is_dir() else p
+    return p / (BEST if best else CHECKPOINT) if p.is_dir() else p
 
 
-def _load_text(args: argparse.Namespace) -> tuple[str, str]:
+def _warn(command: str, message: str) -> None:
+    print(f"scratchrnn {command}: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _read_text_file(path: Path) -> str:
+    """The file's text, or a ValueError naming --text and the file."""
+    if path.is_dir():
+        raise ValueError(f"--text: {path} is a folder, expected a UTF-8 text file")
+    if not path.is_file():
+        raise FileNotFoundError(f"--text: no file at {path}")
+    data = path.read_bytes()
+    if not data:
+        raise ValueError(f"--text {path}: the file is empty")
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise ValueError(f"--text {path}: not a text file (a NUL byte at offset {nul}; "
+                         f"binary data?)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--text {path}: not UTF-8 text (byte 0x{data[err.start]:02x} at "
+                         f"offset {err.start})") from None
+
+
+def _load_text(text_arg: str | None, data_arg: str | None) -> tuple[str, str]:
     from .data import default_corpus, load_tinyshakespeare
 
-    if args.text:
-        path = Path(args.text)
-        if not path.is_file():
-            raise FileNotFoundError(f"--text: no file at {path}")
-        return path.read_text(encoding="utf-8"), str(path)
-    if args.data == "tinyshakespeare":
+    if text_arg:
+        path = Path(text_arg)
+        return _read_text_file(path), str(path)
+    if data_arg == "tinyshakespeare":
         return load_tinyshakespeare(), "tinyshakespeare"
     return default_corpus(), "default (CPython help topics)"
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _backend(spec: str) -> Any:
+    """The backend for --device, with a clear message when CUDA cannot run."""
+    from . import backend as B
+
+    if spec.strip().lower().partition(":")[0] in ("cuda", "cupy", "gpu", "cp"):
+        problem = B.cuda_problem()
+        if problem is not None:
+            kind, why = problem
+            hint = ("; install it with pip install 'scratchrnn[cuda12]' (CUDA 12) or "
+                    "'scratchrnn[cuda13]', or use --device cpu") if kind == "missing" else \
+                "; check the driver and the GPU (nvidia-smi), or use --device cpu"
+            raise ValueError(f"--device {spec}: no usable GPU: {why}{hint}")
+    return B.get_backend(spec)
+
+
+def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> list[str]:
+    """``--opt value (the checkpoint has other)`` for each explicit option that differs."""
+    run = ckpt.info.get("run", {})
+    found = []
+    if ({"text", "data"} & given) and ("text" in run or "data" in run):
+        mine, theirs = _corpus(args.text, args.data), _corpus(run.get("text"), run.get("data"))
+        if mine != theirs:
+            found.append(f"--{mine[0]} {mine[1]} (the checkpoint was trained on "
+                         f"--{theirs[0]} {theirs[1]})")
+    for dest, (where, key) in RESUME_FIXED.items():
+        if dest not in given:
+            continue
+        record = ckpt.model_config if where == "model" else run
+        if key not in record:
+            continue
+        mine, theirs = getattr(args, dest), record[key]
+        if dest == "embedding":
+            mine, theirs = mine or None, theirs or None
+        if isinstance(mine, float) or isinstance(theirs, float):
+            same = theirs is not None and mine is not None and float(mine) == float(theirs)
+        else:
+            same = mine == theirs
+        if not same:
+            flag = "--" + dest.replace("_", "-")
+            found.append(f"{flag} {mine} (the checkpoint has {theirs})")
+    return found
+
+
+def _check_split(n_train: int, n_val: int, batch_size: int, seq_len: int, what: str,
+                 warn: Any) -> None:
+    """Refuse a text too short to train on; warn about a window longer than the
+    streams and a validation split too small to mean anything."""
+    if n_train < 2 * batch_size:
+        raise ValueError(f"{what}: {n_train} training characters are too few for "
+                         f"--batch-size {batch_size} (need at least {2 * batch_size})")
+    stream = n_train // batch_size - 1
+    if seq_len > stream:
+        warn(f"--seq-len {seq_len} is longer than each of the {batch_size} training streams "
+             f"({stream} characters): every window is cut to {stream}")
+    if n_val < 2 * batch_size:
+        warn(f"no validation: the validation split has {n_val} characters, fewer than "
+             f"2 x --batch-size ({2 * batch_size}); raise --val-fraction or lower --batch-size")
+    elif n_val < 20 * batch_size:
+        warn(f"the validation split has only {n_val} characters ({batch_size} streams "
+             f"of {n_val // batch_size}); its loss will be noisy")
+
+
+def _corpus(text: str | None, data: str | None) -> tuple[str, str]:
+    """("text", absolute path) or ("data", name): what a run trains on."""
+    return ("text", str(Path(text).resolve())) if text else ("data", data or "default")
+
+
+def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     from . import backend as B
     from .data import Vocab, split_stream
     from .models import LanguageModel
     from .training import make_optimizer, make_schedule
     from .training.checkpoint import load_checkpoint
-    from .training.plots import plot_history
+    from .training.files import check_writable_folder, clean_stale_temps
+    from .training.run_files import NAMES
     from .training.sampling import sample
     from .training.tasks import LanguageModelTask
-    from .training.trainer import TrainConfig, Trainer
+    from .training.trainer import TrainConfig, Trainer, TrainingDiverged
 
+    given = set() if given is None else given
+    warn = lambda message: _warn("train", message)  # noqa: E731
     if args.schedule in ("cosine", "step") and args.steps is None:
         raise ValueError(f"--schedule {args.schedule}: needs --steps (a known length)")
     if args.clip < 0:
         raise ValueError(f"--clip: expected a number >= 0, got {args.clip}")
-    backend = B.get_backend(args.device)
-    out = Path(args.out)
+    if args.save_every_old is not None:
+        warn("--checkpoint-every is deprecated; use --save-every")
+        if args.save_every is None:
+            args.save_every = args.save_every_old
+    backend = _backend(args.device)
+    if args.threads is not None and backend.name != "numpy":
+        warn(f"--threads is ignored on --device {args.device} (it limits the CPU's BLAS)")
+    out = check_writable_folder(args.out, "--out")         # before anything is trained
+    clean_stale_temps(out, [*NAMES, SAMPLE])
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
-    text, source = _load_text(args)
+    text_arg, data_arg = args.text, args.data
+    if ckpt is not None:
+        if ckpt.vocab is None or ckpt.model_kind != "language_model":
+            raise ValueError(f"--resume: {ckpt.path} is not a language-model checkpoint")
+        conflicts = _resume_conflicts(args, given, ckpt)
+        if conflicts:
+            raise ValueError(f"--resume {ckpt.path}: conflicting options: "
+                             f"{'; '.join(conflicts)}. A resumed run keeps its model and "
+                             f"training setup: drop these options, or start a new run with "
+                             f"another --out")
+        if "seed" in given:
+            warn("--seed is ignored with --resume (the run's random state comes from the "
+                 "checkpoint)")
+        run = ckpt.info.get("run", {})
+        if "text" not in given and "data" not in given and ("text" in run or "data" in run):
+            text_arg, data_arg = run.get("text"), run.get("data")
+    text, source = _load_text(text_arg, data_arg)
     steps = args.steps
     minutes = args.minutes if args.minutes is not None else (None if steps else 2.0)
     picked = _fill_budget_defaults(args, len(text), steps, minutes)
     if ckpt is not None:
-        if ckpt.vocab is None or ckpt.model_kind != "language_model":
-            raise ValueError(f"--resume: {ckpt.path} is not a language-model checkpoint")
         vocab = ckpt.vocab
         B.manual_seed(args.seed)
         model = ckpt.build_model(device=backend)
         run = ckpt.info.get("run", {})
         opt_name, lr = run.get("optimizer", args.optimizer), run.get("lr", args.lr)
-        seq_len, batch_size = run.get("seq_len", args.seq_len), run.get("batch_size",
-                                                                         args.batch_size)
+        seq_len = run.get("seq_len", args.seq_len)
+        batch_size = run.get("batch_size", args.batch_size)
+        val_fraction = run.get("val_fraction", args.val_fraction)
         unseen = sorted(set(text) - set(vocab.itos))
         if unseen and vocab.unk is None:
             raise ValueError(f"--resume: the text has characters the checkpoint's vocabulary "
@@ -204,18 +406,25 @@ def cmd_train(args: argparse.Namespace) -> int:
                               device=backend)
         opt_name, lr, seq_len, batch_size = args.optimizer, args.lr, args.seq_len, \
             args.batch_size
+        val_fraction = args.val_fraction
     ids = vocab.encode(text)
-    train_ids, val_ids = split_stream(ids, args.val_fraction)
+    train_ids, val_ids = split_stream(ids, val_fraction)
+    _check_split(len(train_ids), len(val_ids), batch_size, seq_len,
+                 f"--text {text_arg}" if text_arg else "the corpus", warn)
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
     schedule = make_schedule(args.schedule, lr, steps or 1, args.warmup)
+    cell = model.config["cell"].upper()
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,
                          clip=args.clip or None, eval_every=args.eval_every,
-                         checkpoint_every=args.eval_every,
-                         checkpoint_path=str(out / CHECKPOINT),
-                         progress=False if args.quiet else None)
-    info = {"run": {"source": source, "optimizer": opt_name, "lr": lr, "seq_len": seq_len,
-                    "batch_size": batch_size}}
+                         save_every=args.save_every or args.eval_every, out_dir=str(out),
+                         progress=False if args.quiet else None, log_every=args.log_every,
+                         plot_title=f"{cell} {model.config['hidden_size']} on {source}",
+                         loss_unit="nats/char")
+    info = {"run": {"source": source, "data": data_arg,
+                    "text": None if not text_arg else str(Path(text_arg).resolve()),
+                    "optimizer": opt_name, "lr": lr, "seq_len": seq_len,
+                    "batch_size": batch_size, "val_fraction": val_fraction}}
     say = _printer(args.quiet)
 
     def on_eval(tr: Trainer, metrics: dict[str, float]) -> None:
@@ -234,37 +443,59 @@ def cmd_train(args: argparse.Namespace) -> int:
         if steps is not None and trainer.step >= steps:
             raise ValueError(f"--steps {steps}: the checkpoint is already at step "
                              f"{trainer.step}")
-        say(f"resumed from {ckpt.path} at step {trainer.step}")
-    print(f"training a {model.config['cell'].upper()} language model "
+        print(f"resumed from {ckpt.path} at step {trainer.step} "
+              f"({trainer.elapsed:.0f} s trained so far)", flush=True)
+    print(f"training a {cell} language model "
           f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
           f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
           + (f"{steps} steps" if steps else f"{minutes:g} minutes") + f", on {backend.label}"
           + (f"\n{picked}" if picked and ckpt is None else ""), flush=True)
-    start = time.perf_counter()
+    step0, tokens0, start = trainer.step, trainer.tokens_seen, time.perf_counter()
     try:
         B.set_thread_policy(args.threads)
         history = trainer.fit()
     except KeyboardInterrupt:
         path = trainer.save(out / CHECKPOINT)
-        print(f"\ninterrupted at step {trainer.step}; checkpoint written to {path} "
-              f"(continue with --resume {path})", file=sys.stderr)
-        return 130
+        _write_outputs(trainer)
+        print(f"\ninterrupted after step {trainer.step}; checkpoint, history.json and loss.png "
+              f"written to {out} (continue with --resume {path})", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingDiverged:
+        _write_outputs(trainer)            # the curve shows how it went
+        raise
     wall = time.perf_counter() - start
     ck_path = trainer.save(out / CHECKPOINT)
-    png = plot_history(history, out / "loss.png", f"{model.config['cell'].upper()} "
-                       f"{model.config['hidden_size']} on {source}")
+    trainer.write_outputs()
     final = sample(model, vocab, "", max(args.sample_length, 500), 0.8, seed=args.seed)
-    (out / "sample.txt").write_text(final, encoding="utf-8")
-    (out / "history.json").write_text(json.dumps(history.to_dict()), encoding="utf-8")
-    val = history.val[-1]["val_loss"] if history.val else float("nan")
-    overall = trainer.step * batch_size * seq_len / max(trainer.elapsed, 1e-9)
-    print(f"\nfinished {trainer.step} steps in {wall:.0f} s: validation loss {val:.4f} "
-          f"nats/char; {overall:,.0f} tokens/s overall (with validation and samples), "
-          f"{_median_rate(history):,.0f} tokens/s in a median training step")
+    atomic_write_text(out / SAMPLE, final)
+    val = f"{history.val[-1]['val_loss']:.4f} nats/char" if history.val else \
+        "n/a (no validation split)"
+    best = f", best {trainer.best_val:.4f}" if trainer.best_val is not None else ""
+    rate = (trainer.tokens_seen - tokens0) / max(wall, 1e-9)
+    session = "" if step0 == 0 else \
+        f" ({trainer.step - step0} steps, {wall:.0f} s in this session)"
+    print(f"\nfinished {trainer.step} steps in {trainer.elapsed:.0f} s{session}: validation "
+          f"loss {val}{best}; {rate:,.0f} tokens/s overall (characters processed, with "
+          f"validation and samples), {_median_rate(history):,.0f} tokens/s in a median "
+          f"training step")
     print("final sample:\n" + final.strip("\n"))
-    print(f"\ncheckpoint:  {ck_path}\nloss curve:  {png}\nsample:      {out / 'sample.txt'}")
+    files = [("checkpoint:", ck_path), ("best:", out / BEST), ("loss curve:", out / PLOT),
+             ("metrics:", out / METRICS), ("history:", out / HISTORY),
+             ("sample:", out / SAMPLE)]
+    print()
+    for label, path in files:
+        if Path(path).exists():
+            print(f"{label:<12}{path}")
     print(f"generate more with: scratchrnn sample {ck_path} --prompt 'The '")
     return 0
+
+
+def _write_outputs(trainer: Any) -> None:
+    """history.json and loss.png after a stop; a failure here only warns."""
+    try:
+        trainer.write_outputs()
+    except Exception as err:     # the stop's own message matters more
+        _warn("train", f"could not write history.json / loss.png: {err}")
 
 
 def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int | None,
@@ -302,33 +533,73 @@ def _printer(quiet: bool):
     return say
 
 
-def cmd_sample(args: argparse.Namespace) -> int:
-    from . import backend as B
+def cmd_sample(args: argparse.Namespace, given: set[str] | None = None) -> int:
     from .training.checkpoint import load_checkpoint
     from .training.sampling import sample
 
-    ckpt = load_checkpoint(_checkpoint_path(args.checkpoint))
-    if ckpt.vocab is None or ckpt.model_kind != "language_model":
-        raise ValueError(f"checkpoint {ckpt.path}: not a language model with a vocabulary")
+    given = set() if given is None else given
     if args.length < 0:
         raise ValueError(f"--length: expected an integer >= 0, got {args.length}")
-    model = ckpt.build_model(device=B.get_backend(args.device))
+    if args.temperature == 0:
+        for name in ("top_k", "top_p", "seed"):
+            if name in given:
+                _warn("sample", f"--{name.replace('_', '-')} is ignored with --temperature 0 "
+                      "(greedy)")
+    ckpt = load_checkpoint(_checkpoint_path(args.checkpoint, args.best))
+    if ckpt.vocab is None or ckpt.model_kind != "language_model":
+        raise ValueError(f"checkpoint {ckpt.path}: not a language model with a vocabulary")
+    model = ckpt.build_model(device=_backend(args.device))
     print(sample(model, ckpt.vocab, args.prompt, args.length, args.temperature, args.top_k,
                  args.top_p, args.seed))
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .training.checkpoint import load_checkpoint
+    from .training.export import save_safetensors
+
+    out = Path(args.output)
+    if out.suffix != ".safetensors":
+        raise ValueError(f"OUT.safetensors: expected a file name ending in .safetensors, got "
+                         f"{str(out)!r}")
+    if out.is_dir():
+        raise ValueError(f"OUT.safetensors: {out} is a folder")
+    ckpt = load_checkpoint(_checkpoint_path(args.checkpoint))
+    model = ckpt.build_model()
+    path = save_safetensors(model, out, ckpt.vocab)
+    print(f"wrote {len(model.state_dict())} arrays ({model.num_parameters():,} parameters, "
+          f"PyTorch's names) to {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``scratchrnn`` command; Ctrl-C anywhere ends it with status 130, no traceback."""
+    as_command = launched_as_command()
+    try:
+        try:
+            return _main(argv)
+        finally:    # the work is over: a late Ctrl-C must not make the exit a traceback
+            if as_command:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:
+        print("\nscratchrnn: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "gradcheck":
         from . import gradcheck
 
         return gradcheck.main(argv[1:])
     args = build_parser().parse_args(argv)
+    given = explicit_options(argv)
     try:
         if args.command == "train":
-            return cmd_train(args)
-        return cmd_sample(args)
+            return cmd_train(args, given)
+        if args.command == "export":
+            return cmd_export(args)
+        return cmd_sample(args, given)
     except Exception as err:   # one line, no traceback, for every run-time failure
         from .training.trainer import TrainingDiverged
 

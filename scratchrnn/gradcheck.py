@@ -109,11 +109,14 @@ def directional_check(loss: Callable[[], float], wrt: Mapping[str, Array],
 # --------------------------------------------------------------------------- #
 # Recurrent layers: the table that ``scratchrnn gradcheck`` prints
 # --------------------------------------------------------------------------- #
+CELL_NAMES = ("rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj")
+
+
 @dataclass
 class LayerCase:
     """One configuration of a recurrent layer to check."""
 
-    cell: str                 # "rnn_tanh" | "rnn_relu" | "gru" | "lstm"
+    cell: str                 # "rnn_tanh" | "rnn_relu" | "gru" | "lstm" | "lstm_proj"
     num_layers: int = 1
     bidirectional: bool = False
     lengths: bool = False
@@ -142,6 +145,9 @@ def _build(case: LayerCase, be: B.Backend, seed: int) -> tuple:
                   generator=B.Generator(seed + 1))
     if case.cell.startswith("rnn_"):
         layer = RNN(case.input_size, case.hidden_size, nonlinearity=case.cell[4:], **common)
+    elif case.cell == "lstm_proj":     # PyTorch's proj_size: h of size P = H - 1
+        layer = LSTM(case.input_size, case.hidden_size, proj_size=case.hidden_size - 1,
+                     **common)
     else:
         cls = {"gru": GRU, "lstm": LSTM}[case.cell]
         layer = cls(case.input_size, case.hidden_size, **common)
@@ -149,20 +155,18 @@ def _build(case: LayerCase, be: B.Backend, seed: int) -> tuple:
     for _, p in layer.named_parameters():     # random, clearly non-zero values everywhere
         p.data = gen.uniform(-0.8, 0.8, p.shape, be, "float64")
     D = 2 if case.bidirectional else 1
-    T, N, H = case.T, case.batch, case.hidden_size
+    T, N = case.T, case.batch
     x = gen.normal((T, N, case.input_size), be, "float64")
-    state_shape = (D * case.num_layers, N, H)
-    is_lstm = case.cell == "lstm"
+    shapes = layer._state_shapes(N)                 # h (D·L, N, P) [, c (D·L, N, H)]
     h0 = None
     if case.h0:
-        h0 = gen.uniform(-0.9, 0.9, state_shape, be, "float64")
-        if is_lstm:
-            h0 = (h0, gen.uniform(-0.9, 0.9, state_shape, be, "float64"))
+        h0 = tuple(gen.uniform(-0.9, 0.9, shape, be, "float64") for shape in shapes)
+        h0 = h0 if len(h0) == 2 else h0[0]
     lengths = None
     if case.lengths:   # one full-length sequence, the others shorter (one of length 1)
         lengths = [T] + [max(1, T - 1 - (b % T)) for b in range(1, N)]
-    R = gen.normal((T, N, D * H), be, "float64")
-    S = tuple(gen.normal(state_shape, be, "float64") for _ in range(2 if is_lstm else 1))
+    R = gen.normal((T, N, D * layer.output_size), be, "float64")
+    S = tuple(gen.normal(shape, be, "float64") for shape in shapes)
     return layer, x, h0, lengths, R, S
 
 
@@ -179,7 +183,7 @@ def check_layer(case: LayerCase, backend: str | B.Backend | None = None, seed: i
     if case.cell == "rnn_relu":
         seed = _seed_away_from_relu_kink(case, be, seed)
     layer, x, h0, lengths, R, S = _build(case, be, seed)
-    is_lstm = case.cell == "lstm"
+    is_lstm = case.cell.startswith("lstm")
 
     def loss() -> float:
         layer.generator = B.Generator(seed + 1)       # the same dropout masks every call
@@ -204,16 +208,13 @@ def check_layer(case: LayerCase, backend: str | B.Backend | None = None, seed: i
 
 def _seed_away_from_relu_kink(case: LayerCase, be: B.Backend, seed: int) -> int:
     """The first seed >= ``seed`` whose ReLU pre-activations all satisfy |a| >= 0.01."""
-    from .nn.scan import input_projection
+    from .engines.reference import input_projection
 
     for candidate in range(seed, seed + 100):
         layer, x, h0, lengths, _, _ = _build(case, be, candidate)
         layer.generator = B.Generator(candidate + 1)
-        fast = B.set_fast_paths(False)     # the portable Tape keeps x, h_prev, mask
-        try:
-            layer(x, h0, lengths=lengths)
-        finally:
-            B.set_fast_paths(fast)
+        layer.engine = "reference"         # its tape keeps x, h_prev and the mask
+        layer(x, h0, lengths=lengths)
         margin = float("inf")
         for (num, d), tape in layer._tapes.items():
             p = layer.cell_params(num, d)
@@ -229,7 +230,7 @@ def all_layer_cases() -> list[LayerCase]:
     """Every cell × {1, 2 layers} × {uni, bi} × {lengths or not} × {h0 or not},
     plus dropout between two layers with a fixed seed."""
     cases = []
-    for cell in ("rnn_tanh", "rnn_relu", "gru", "lstm"):
+    for cell in CELL_NAMES:
         for num_layers in (1, 2):
             for bidirectional in (False, True):
                 for lengths in (False, True):
@@ -244,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="scratchrnn gradcheck",
         description="Check every hand-written recurrent gradient against float64 central "
                     "differences and print the worst relative error per configuration.")
-    parser.add_argument("--cell", choices=("rnn_tanh", "rnn_relu", "gru", "lstm"),
+    parser.add_argument("--cell", choices=CELL_NAMES,
                         help="only this cell")
     parser.add_argument("--device", default=None, help="cpu (default), cuda, strict")
     parser.add_argument("--eps", type=float, default=EPS, help="finite-difference step")

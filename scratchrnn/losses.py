@@ -59,25 +59,42 @@ def _reduce(per_item: Array, reduction: str, count: Any) -> Array:
 
 
 def _upstream(dloss: Any, shape: tuple[int, ...], reduction: str, like: Array) -> Any:
-    """dloss as a scalar (mean/sum) or as a (...) array broadcastable to ``like`` (none)."""
-    if reduction == "none":
-        if not B.is_array(dloss):
-            return dloss
-        checks.check_array("dloss", dloss, B.backend_of(like))
-        checks.check_shape("dloss", dloss, shape, "(the per-element loss shape)")
-        return dloss
-    if B.is_array(dloss):
-        checks.check_array("dloss", dloss, B.backend_of(like))
-        if dloss.ndim != 0:
-            raise ValueError(f"dloss: expected a scalar (0-d array or float), got shape "
-                             f"{tuple(dloss.shape)}")
+    """dloss as a finite number or a 0-d array (mean/sum), or as a number or a (...)
+    array of the per-element loss's shape and dtype (none)."""
+    if isinstance(dloss, bool) or not (isinstance(dloss, (int, float)) or B.is_array(dloss)):
+        want = "a number or a 0-d array" if reduction != "none" else \
+            f"a number or an array of shape {shape}"
+        raise TypeError(f"dloss: expected {want}, got {type(dloss).__name__}")
+    if not B.is_array(dloss):
+        if not math.isfinite(dloss):
+            raise ValueError(f"dloss: expected a finite number, got {dloss!r}")
+        return float(dloss)
+    if reduction != "none" and dloss.ndim != 0:
+        raise ValueError(f"dloss: expected a scalar (0-d array or float), got shape "
+                         f"{tuple(dloss.shape)}")
+    checks.check_grad_input("dloss", dloss, shape if reduction == "none" else (),
+                            like.dtype, B.backend_of(like), "(the loss's shape)")
     return dloss
+
+
+def _check_mask(m: Array) -> None:
+    """A mask holds booleans or the numbers 0 and 1 (0.5 or NaN would be ambiguous)."""
+    xp = B.namespace(m)
+    if xp.isdtype(m.dtype, "bool"):
+        return
+    if not xp.isdtype(m.dtype, ("integral", "real floating")):
+        raise TypeError(f"mask: expected booleans or 0/1 numbers, got dtype {B.dtype_name(m)}")
+    bad = (m != 0) & (m != 1)                                  # NaN is neither
+    if bool(xp.any(bad)):
+        values = B.to_numpy(m)[B.to_numpy(bad)]
+        raise ValueError(f"mask: expected booleans or the values 0 and 1, got "
+                         f"{values.flat[0]!r} ({values.size} such value(s))")
 
 
 @dataclass(slots=True)
 class CrossEntropyCache:
     p: Array                        # (..., C) softmax probabilities
-    onehot: Array                   # (..., C) onehot(y), 0 rows at ignored targets
+    onehot: Array                   # (..., C) onehot(y), 0 rows where not counted
     w: Array                        # (..., 1) 1.0 where the target counts, else 0.0
     count: Any                      # N_w as a 0-d array (≥ 1 to avoid 0/0)
 
@@ -98,7 +115,7 @@ class CrossEntropyLoss(Module):
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache: CrossEntropyCache | None = None
+        self._cache: CrossEntropyCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
@@ -113,7 +130,10 @@ class CrossEntropyLoss(Module):
         if not B.is_floating(logits):
             raise TypeError(f"logits: expected a floating-point array, got dtype "
                             f"{B.dtype_name(logits)}")
-        checks.check_finite("logits", logits)
+        if B.check_finite_enabled():          # -inf is allowed: a class masked out by hand
+            xp = backend.xp
+            if bool(xp.any(xp.isnan(logits) | (logits == math.inf))):
+                raise ValueError("logits: expected finite values or -inf, got NaN or +Inf")
         y = _as_backend("targets", targets, backend)
         lead, C = tuple(logits.shape[:-1]), logits.shape[-1]
         checks.check_shape("targets", y, lead, f"(logits' leading dims; logits has shape "
@@ -126,6 +146,7 @@ class CrossEntropyLoss(Module):
         if mask is not None:
             m = _as_backend("mask", mask, backend)
             checks.check_shape("mask", m, lead, "(the targets' shape)")
+            _check_mask(m)
             counted = counted & (m != 0)
         bad = counted & ((y < 0) | (y >= C))
         if bool(xp.any(bad)):
@@ -134,26 +155,31 @@ class CrossEntropyLoss(Module):
                              f"of logits) or ignore_index={self.ignore_index}, got "
                              f"{int(host[hbad].reshape(-1)[0])}")
         classes = xp.arange(C, device=backend.device)
-        onehot = xp.astype(y[..., None] == classes, logits.dtype)          # (..., C)
-        logp = log_softmax(logits, axis=-1)                                # (..., C)
+        picked = (y[..., None] == classes) & counted[..., None]             # (..., C) bool
+        onehot = xp.astype(picked, logits.dtype)                           # (..., C)
+        # C = 0 is allowed when no target counts (a batch of ignored targets)
+        logp = log_softmax(logits, axis=-1) if C > 0 else logits           # (..., C)
         w = xp.astype(counted, logits.dtype)[..., None]                    # (..., 1)
-        nll = -xp.sum(w * onehot * logp, axis=-1)                          # (...)
+        # select, not multiply: a -inf logit of a class that is not the target gives
+        # log p = -inf there, and 0 · (-inf) would be NaN (PyTorch's loss stays finite)
+        nll = -xp.sum(xp.where(picked, logp, xp.zeros_like(logp)), axis=-1)  # (...)
         count = xp.maximum(xp.sum(w), xp.asarray(1.0, dtype=logits.dtype,
                                                    device=backend.device))
-        self._cache = CrossEntropyCache(xp.exp(logp), onehot * w, w, count)
+        self._cache = CrossEntropyCache(xp.exp(logp), onehot, w, count)
         return _reduce(nll, self.reduction, count)
 
     def backward(self, dloss: Any = 1.0) -> Array:
         """dloss (scalar; (...) for reduction="none") -> dlogits (..., C)."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward")
+        k: CrossEntropyCache = checks.cache_for_backward(self, self._cache)
         d = _upstream(dloss, tuple(k.w.shape[:-1]), self.reduction, k.p)
+        self._cache = checks.SPENT                                         # one backward
         if self.reduction == "none" and B.is_array(d):
             d = d[..., None]
         elif self.reduction == "mean":
             d = d / k.count
-        return d * k.w * (k.p - k.onehot)                                 # (..., C)
+        xp = B.namespace(k.p)
+        g = xp.where(k.w > 0, k.p - k.onehot, xp.zeros_like(k.p))         # 0 where not counted
+        return d * g                                                       # (..., C)
 
 
 @dataclass(slots=True)
@@ -171,7 +197,7 @@ class MSELoss(Module):
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache: MSECache | None = None
+        self._cache: MSECache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -194,10 +220,9 @@ class MSELoss(Module):
 
     def backward(self, dloss: Any = 1.0) -> Array:
         """dloss (scalar; (...) for reduction="none") -> dpred (...)."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward")
+        k: MSECache = checks.cache_for_backward(self, self._cache)
         d = _upstream(dloss, tuple(k.diff.shape), self.reduction, k.diff)
+        self._cache = checks.SPENT                                         # one backward
         if self.reduction == "mean":
             d = d / max(k.n, 1)
         return d * 2.0 * k.diff                                            # (...)

@@ -31,11 +31,3 @@ def data_dir() -> Path:
     if not DATA.exists():
         pytest.skip(f"data directory {DATA} not found (set SCRATCHRNN_DATA)")
     return DATA
-
-
-@pytest.fixture
-def restore_fast_paths():
-    """Put ``backend.set_fast_paths`` back as it was after a test that switches it."""
-    old = B.fast_paths_enabled()
-    yield
-    B.set_fast_paths(old)

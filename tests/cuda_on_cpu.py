@@ -1,4 +1,4 @@
-"""Run ``scratchrnn.backend.cupy_cells`` on the CPU: its CUDA kernel sources, compiled as C++.
+"""Run the ``cupy`` engine's kernels on the CPU: their CUDA sources, compiled as C++.
 
 A ``cupy.ElementwiseKernel(in_params, out_params, body, name, preamble=...)``
 runs ``body`` once for every index ``i < size``, with each ``raw`` parameter a
@@ -11,9 +11,11 @@ same on the host: it writes the body into a C++ function
 
 with ``T`` the float type of the first ``raw T`` argument, compiles it with the
 system's C++ compiler, loads it with ctypes and calls it with NumPy arrays.
-:func:`load_cupy_cells` imports ``cupy_cells`` against a stand-in ``cupy``
-module that provides only this class, so the module's own Python wrappers run
-too. :meth:`CpuElementwiseKernel.source` with ``cuda=True`` gives the same body
+:func:`load_cupy_kernels` imports ``scratchrnn.engines.cupy_kernels`` against a
+stand-in ``cupy`` module that provides only this class, so the module's own
+Python wrappers run too, and :class:`CudaOnCpuTarget` hands them to the fused
+driver (``scratchrnn.engines.fused``) with NumPy arrays.
+:meth:`CpuElementwiseKernel.source` with ``cuda=True`` gives the same body
 as a CUDA kernel, for ``nvcc`` to compile where it is installed. What this
 cannot check is the GPU itself (launches, device memory, cuBLAS); it checks the
 kernels' indexing and equations, and that they compile as CUDA.
@@ -24,7 +26,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import hashlib
-import importlib.util
+import importlib
 import shutil
 import subprocess
 import sys
@@ -60,7 +62,7 @@ def _params(spec: str) -> list[tuple[bool, str, str]]:
 
 
 class CpuElementwiseKernel:
-    """The subset of ``cupy.ElementwiseKernel`` that ``cupy_cells`` uses, on the CPU."""
+    """The subset of ``cupy.ElementwiseKernel`` that ``cupy_kernels`` uses, on the CPU."""
 
     def __init__(self, in_params: str, out_params: str, operation: str, name: str,
                  preamble: str = "") -> None:
@@ -121,13 +123,42 @@ class CpuElementwiseKernel:
         self._lib(ctype).run(*c_args, ctypes.c_longlong(size))
 
 
-def load_cupy_cells() -> types.ModuleType:
-    """``scratchrnn/backend/cupy_cells.py`` imported against a CPU stand-in for ``cupy``."""
+def load_cupy_kernels() -> types.ModuleType:
+    """``scratchrnn/engines/cupy_kernels.py`` imported against a CPU stand-in for ``cupy``.
+
+    The module is imported afresh under its own name and taken out of
+    ``sys.modules`` again, so a real CuPy import later is unaffected.
+    """
     fake = types.ModuleType("cupy")
     fake.ElementwiseKernel = CpuElementwiseKernel
-    path = ROOT / "scratchrnn" / "backend" / "cupy_cells.py"
-    spec = importlib.util.spec_from_file_location("cupy_cells_on_cpu", path)
-    module = importlib.util.module_from_spec(spec)
+    name = "scratchrnn.engines.cupy_kernels"
     with mock.patch.dict(sys.modules, {"cupy": fake}):
-        spec.loader.exec_module(module)
+        sys.modules.pop(name, None)
+        module = importlib.import_module(name)
+        sys.modules.pop(name, None)
     return module
+
+
+class CudaOnCpuTarget:
+    """The ``cupy`` engine's target with NumPy arrays and the kernels compiled as C++."""
+
+    name = "cupy-on-cpu"
+    bias_in_kernel = False
+    xp = np
+
+    def __init__(self) -> None:
+        self.module = load_cupy_kernels()
+
+    @staticmethod
+    def available() -> bool:
+        return CXX is not None
+
+    @staticmethod
+    def owns(x) -> bool:
+        return isinstance(x, np.ndarray)
+
+    def kernels(self, cell):
+        return self.module.kernels(cell)
+
+    def shared(self):
+        return self.module

@@ -183,6 +183,9 @@ def test_dh_n_wrong_shape():
     layer(X)
     with pytest.raises(ValueError, match=esc("dh_n: expected shape (1, 2, 4) (the final "
                                              "state's shape), got (2, 4)")):
+        layer.backward(None, (np.zeros((2, 4)), None))
+    with pytest.raises(ValueError, match=esc("dc_n: expected shape (1, 2, 4) (the final "
+                                             "state's shape), got (2, 4)")):
         layer.backward(None, (None, np.zeros((2, 4))))
 
 
@@ -223,3 +226,142 @@ def test_bad_dtype_and_device():
         sr.GRU(3, 4, dtype="float16")
     with pytest.raises(ValueError, match="device: expected one of .* got 'tpu'"):
         sr.GRU(3, 4, device="tpu")
+
+
+# --------------------------------------------------------------------------- #
+# backward-side inputs (issue 11, item 9): the same rules as forward
+# --------------------------------------------------------------------------- #
+BAD_GRADS = [("int64", TypeError, "expected a floating-point array"),
+             ("bool", TypeError, "expected a floating-point array"),
+             ("float16", TypeError, "expected dtype float64"),
+             ("float32", TypeError, "expected dtype float64"),
+             ("complex128", TypeError, "expected a floating-point array"),
+             ("object", TypeError, "expected a floating-point array")]
+
+
+def _grad_layers():
+    """(name of the upstream argument, forward+backward runner) for each layer."""
+    def rnn(g):
+        layer = gru()
+        layer(X)
+        return layer.backward(g)
+
+    def rnn_dh(g):
+        layer = gru()
+        layer(X)
+        return layer.backward(None, g)
+
+    def lstm_dc(g):
+        layer = lstm()
+        layer(X)
+        return layer.backward(None, (None, g))
+
+    def linear(g):
+        layer = sr.Linear(3, 4, dtype="float64")
+        layer(X)
+        return layer.backward(g)
+
+    def mean_pool(g):
+        pool = sr.MeanPool()
+        pool(X)
+        return pool.backward(g[0])
+
+    def attention(g):
+        pool = sr.AttentionPool(3, dtype="float64")
+        pool(X)
+        return pool.backward(g[0])
+
+    def embedding(g):
+        emb = sr.Embedding(7, 3, dtype="float64")
+        emb(np.zeros((5, 2), dtype=np.int64))
+        return emb.backward(g)
+
+    return {"d_output": (rnn, (5, 2, 4)), "dh_n": (rnn_dh, (1, 2, 4)),
+            "dc_n": (lstm_dc, (1, 2, 4)), "dy": (linear, (5, 2, 4)),
+            "dpooled": (mean_pool, (1, 2, 3)), "dpooled ": (attention, (1, 2, 3)),
+            "dy ": (embedding, (5, 2, 3))}
+
+
+@pytest.mark.parametrize("dtype, err, text", BAD_GRADS)
+@pytest.mark.parametrize("arg", list(_grad_layers()))
+def test_backward_input_dtype_is_checked(arg, dtype, err, text):
+    run, shape = _grad_layers()[arg]
+    g = np.ones(shape, dtype=dtype)
+    with pytest.raises(err, match=f"{arg.strip()}: {text}.*got.*{dtype}"):
+        run(g)
+
+
+@pytest.mark.parametrize("arg", list(_grad_layers()))
+def test_backward_input_nan_refused_with_check_finite(arg):
+    run, shape = _grad_layers()[arg]
+    g = np.ones(shape)
+    g.flat[1] = np.nan
+    run(g)                                          # off by default: passes
+    old = B.set_check_finite(True)
+    try:
+        with pytest.raises(ValueError, match=f"{arg.strip()}: expected finite values"):
+            run(g)
+    finally:
+        B.set_check_finite(old)
+
+
+def test_backward_input_on_another_backend_is_named():
+    layer = gru()
+    layer(X)
+    with pytest.raises(TypeError, match="d_output: expected an array on cpu"):
+        layer.backward(B.get_backend("strict").asarray(np.ones((5, 2, 4))))
+
+
+def test_float64_upstream_does_not_turn_a_float32_model_into_float64():
+    layer = sr.Linear(3, 4)                              # float32
+    opt = sr.Adam(layer.parameters(), lr=0.1)
+    layer(np.ones((2, 3), dtype=np.float32))
+    with pytest.raises(TypeError, match="dy: expected dtype float32"):
+        layer.backward(np.ones((2, 4)))
+    opt.step()
+    assert layer.weight.data.dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", [(np.zeros((1, 2, 4)),), [np.zeros((1, 2, 4))] * 3,
+                                 np.zeros((1, 2, 4))])
+def test_lstm_dh_n_must_be_a_pair(bad):
+    layer = lstm()
+    layer(X)
+    with pytest.raises(TypeError, match=r"dh_n: expected a tuple \(dh_n, dc_n\)"):
+        layer.backward(None, bad)
+
+
+def _twice(name):
+    if name == "lstm":
+        layer, x = lstm(), X
+    elif name == "linear":
+        layer, x = sr.Linear(3, 4, dtype="float64"), X
+    elif name == "attention":
+        layer, x = sr.AttentionPool(3, dtype="float64"), X
+    elif name == "last":
+        layer, x = sr.LastPool(), X
+    else:
+        layer, x = sr.Embedding(7, 3, dtype="float64"), np.zeros((5, 2), dtype=np.int64)
+    out = layer(x)
+    out = out[0] if isinstance(out, tuple) else out
+    return layer, np.ones(out.shape)
+
+
+@pytest.mark.parametrize("name", ["lstm", "linear", "attention", "last", "embedding"])
+def test_backward_twice_after_one_forward_is_refused(name):
+    layer, g = _twice(name)
+    layer.backward(g)
+    grads = [np.copy(p.grad) for p in layer.parameters()]
+    with pytest.raises(RuntimeError, match="backward called twice after one forward"):
+        layer.backward(g)
+    for p, before in zip(layer.parameters(), grads):    # nothing added the second time
+        np.testing.assert_array_equal(p.grad, before)
+
+
+def test_a_refused_backward_input_leaves_the_forward_usable():
+    layer = lstm()
+    layer(X)
+    with pytest.raises(ValueError):
+        layer.backward(np.zeros((5, 2, 3)))
+    dx, _ = layer.backward(np.ones((5, 2, 4)))          # the right one still works
+    assert dx.shape == (5, 2, 3)

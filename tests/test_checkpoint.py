@@ -101,3 +101,143 @@ def test_mismatched_model(tmp_path):
     ck.model_config["hidden_units"] = 7
     with pytest.raises(ValueError, match="does not fit"):
         ck.build_model()
+
+
+# --------------------------------------------------------------------------- #
+# loading hostile files (issue 11, items 7 and 8)
+# --------------------------------------------------------------------------- #
+def rewrite(path, tmp_path, meta_change=None, array_change=None, name="bad.npz"):
+    """A copy of the checkpoint at ``path`` with its metadata / arrays edited."""
+    _, meta = serialize.read_npz_index(path)
+    arrays = serialize.read_npz_arrays(path)
+    if meta_change:
+        meta_change(meta)
+    if array_change:
+        array_change(arrays)
+    return serialize.save_npz_atomic(tmp_path / name, arrays, meta)
+
+
+def saved(tmp_path, **kw):
+    m, opt = trained()
+    return C.save_checkpoint(tmp_path / "ck.npz", m, opt, vocab=Vocab.build_chars("abcdef"),
+                             step=3, **kw)
+
+
+def test_npy_header_declaring_a_huge_array_is_refused_before_allocating(tmp_path):
+    import zipfile
+
+    path = saved(tmp_path)
+    bad = tmp_path / "huge.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        header = {"descr": "<f8", "fortran_order": False, "shape": (10**12,)}
+        import io
+
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_1_0(buf, header)
+        dst.writestr("extra/junk.npy", buf.getvalue() + b"\0" * 64)
+    with pytest.raises(ValueError, match=r"huge.npz: array 'extra/junk' declares shape "
+                                         r"\(1000000000000,\)"):
+        C.load_checkpoint(bad)
+
+
+def test_config_is_checked_against_the_stored_shapes_before_building(tmp_path):
+    path = rewrite(saved(tmp_path), tmp_path,
+                   lambda m: m["model_config"].update(hidden_size=30000))
+    with pytest.raises(ValueError, match=r"bad.npz: the weights do not fit the model config "
+                                         r"\(.*config says \(90000,\), file has \(15,\)"):
+        C.load_checkpoint(path)
+
+
+def test_unknown_members_are_refused(tmp_path):
+    path = rewrite(saved(tmp_path), tmp_path,
+                   array_change=lambda a: a.update(unused=np.zeros(10)))
+    with pytest.raises(ValueError, match="bad.npz: unexpected member 'unused'"):
+        C.load_checkpoint(path)
+    path = rewrite(saved(tmp_path), tmp_path,
+                   array_change=lambda a: a.update({"model/extra.weight": np.zeros(3)}))
+    with pytest.raises(ValueError, match=r"do not fit the model config \(unexpected "
+                                         r"\['extra.weight'\]"):
+        C.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("change, text", [
+    (lambda m: m.update(step="3"), "step: expected an int >= 0, got '3'"),
+    (lambda m: m.update(step=-1), "step: expected an int >= 0"),
+    (lambda m: m.update(model_config=[1, 2]), "model_config: expected a JSON object"),
+    (lambda m: m.update(vocab=["a"]), "vocab: expected a JSON object"),
+    (lambda m: m.update(vocab={"itos": "abcdef"}), "vocab: expected keys"),
+    (lambda m: m["vocab"].update(itos=list("abc")), "the vocabulary has 3 tokens, the model "
+                                                    "config says vocab_size 6"),
+    (lambda m: m.update(rng={"default": {"state": 1}}), r"rng\['default'\]: expected a PCG64"),
+    (lambda m: m.update(info=[]), "info: expected a JSON object"),
+    (lambda m: m.pop("optimizer"), r"corrupt metadata \(missing \['optimizer'\]"),
+    (lambda m: m["optimizer"].update(params=["nope"]), "optimizer: expected parameters"),
+    (lambda m: m["model_config"].update(cell="tcn"), r"model_config\['cell'\]: expected one"),
+    (lambda m: m["model_config"].update(hidden_size=True),
+     r"model_config\['hidden_size'\]: expected a positive int, got True"),
+])
+def test_bad_metadata_is_named_with_the_file(tmp_path, change, text):
+    path = rewrite(saved(tmp_path, rng={"default": B.Generator(1).get_state()}), tmp_path,
+                   change)
+    with pytest.raises(ValueError, match="bad.npz: " + text):
+        C.load_checkpoint(path)
+
+
+def test_metadata_that_is_a_json_list(tmp_path):
+    path = tmp_path / "list.npz"
+    np.savez(path, **{serialize.META_KEY: np.frombuffer(b"[1, 2]", dtype=np.uint8)})
+    with pytest.raises(ValueError, match="list.npz: corrupt metadata \\(expected a JSON object, "
+                                         "got a JSON list\\)"):
+        C.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("content, what", [(b'{"format": "scratchrnn-checkpoint"}', "JSON"),
+                                           (b"hello world\n", "text"), (b"", "empty")])
+def test_a_text_file_is_not_a_checkpoint(tmp_path, content, what):
+    path = tmp_path / "ck.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"ck.npz: not a scratchrnn checkpoint \\(an? {what}"):
+        C.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("value, text", [
+    (lambda a: a.astype(np.complex128), "expected float weights, got dtype complex128"),
+    (lambda a: np.full_like(a, np.nan), "expected finite values"),
+    (lambda a: a.astype(np.int64), "expected float weights, got dtype int64"),
+])
+def test_complex_nan_or_integer_weights_are_refused(tmp_path, value, text):
+    def change(arrays):
+        arrays["model/head.weight"] = value(arrays["model/head.weight"])
+    path = rewrite(saved(tmp_path), tmp_path, array_change=change)
+    with pytest.raises(ValueError, match="bad.npz: model/head.weight: " + text):
+        C.load_checkpoint(path)
+
+
+def test_nan_optimizer_state_is_refused(tmp_path):
+    def change(arrays):
+        arrays["optim/head.bias/exp_avg"] = np.full(6, np.inf, dtype=np.float32)
+    path = rewrite(saved(tmp_path), tmp_path, array_change=change)
+    with pytest.raises(ValueError, match="optim/head.bias/exp_avg: expected finite"):
+        C.load_checkpoint(path)
+
+
+def test_carried_state_that_does_not_fit_is_named(tmp_path):
+    path = saved(tmp_path, info={"trainer": {}, "run": {"batch_size": 2}},
+                 arrays={"state0": np.zeros((1, 2, 5), np.float32)})
+    assert C.load_checkpoint(path).arrays["state0"].shape == (1, 2, 5)
+    path = rewrite(path, tmp_path, array_change=lambda a: a.update(
+        {"extra/state0": np.zeros((1, 3, 5), np.float32)}))
+    with pytest.raises(ValueError, match=r"carried state extra/state0: expected a float array "
+                                         r"of shape \(1, 2, 5\)"):
+        C.load_checkpoint(path)
+
+
+def test_compressed_members_are_refused_so_arrays_are_bounded_by_the_file(tmp_path):
+    path = tmp_path / "packed.npz"
+    np.savez_compressed(path, **{serialize.META_KEY: np.frombuffer(b"{}", dtype=np.uint8),
+                                 "extra/zeros": np.zeros(10**6)})
+    assert path.stat().st_size < 20_000                      # 8 MB of zeros in a few kB
+    with pytest.raises(ValueError, match="packed.npz: array '.*' is compressed"):
+        C.load_checkpoint(path)

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scratchrnn import cli
 from scratchrnn.training.checkpoint import load_checkpoint
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--hidden", "12", "--seq-len", "8", "--batch-size", "4", "--eval-every", "3",
         "--sample-length", "20"]
 
@@ -97,3 +103,299 @@ def test_python_dash_m():
     done = subprocess.run([sys.executable, "-m", "scratchrnn", "train", "--help"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "--seq-len" in done.stdout and "--resume" in done.stdout
+
+
+# ---- issue 11: Ctrl-C, resume, --out, files ----------------------------------------- #
+def _run(argv, capsys):
+    rc = cli.main(argv)
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def _weights(path):
+    return load_checkpoint(path).weights
+
+
+def test_ctrl_c_writes_everything_exits_130_and_resumes_exactly(tmp_path, text_file, capsys,
+                                                                  monkeypatch):
+    from scratchrnn.training.tasks import LanguageModelTask
+
+    base = ["train", "--text", str(text_file), "--quiet", "--dropout", "0.2", *TINY]
+    rc, _, _ = _run([*base, "--steps", "7", "--out", str(tmp_path / "full")], capsys)
+    assert rc == 0
+
+    real = LanguageModelTask.train_step
+    calls = []
+
+    def interrupted(self, model, batch):
+        result = real(self, model, batch)          # forward and backward done, then Ctrl-C
+        calls.append(batch)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(LanguageModelTask, "train_step", interrupted)
+    out = tmp_path / "cut"
+    rc, _, err = _run([*base, "--steps", "7", "--out", str(out)], capsys)
+    assert rc == 130 and "interrupted after step 4" in err and "Traceback" not in err
+    for name in ("checkpoint.npz", "history.json", "loss.png", "metrics.csv", "best.npz"):
+        assert (out / name).stat().st_size > 0, name
+    assert load_checkpoint(out / "checkpoint.npz").step == 4
+    assert [r["step"] for r in _csv(out / "metrics.csv")] == ["1", "2", "3", "4"]
+    monkeypatch.setattr(LanguageModelTask, "train_step", real)
+
+    rc, stdout, _ = _run([*base, "--steps", "7", "--out", str(out), "--resume", str(out)],
+                         capsys)
+    assert rc == 0 and "resumed from" in stdout      # shown even with --quiet
+    a, b = _weights(tmp_path / "full" / "checkpoint.npz"), _weights(out / "checkpoint.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert [r["step"] for r in _csv(out / "metrics.csv")] == [str(i) for i in range(1, 8)]
+
+
+def _csv(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_ctrl_c_in_gradcheck_exits_130_without_traceback(monkeypatch, capsys):
+    import scratchrnn.gradcheck
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(scratchrnn.gradcheck, "main", interrupted)
+    rc, _, err = _run(["gradcheck"], capsys)
+    assert rc == 130 and "interrupted" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module", ["numpy", "matplotlib"])
+def test_ctrl_c_while_importing_exits_130_without_traceback(tmp_path, module, text_file):
+    """A real SIGINT while the package imports numpy / while the run imports matplotlib."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import builtins, os, signal\n"
+        "_real, _done = builtins.__import__, []\n"
+        "def _imp(name, *a, **k):\n"
+        "    if name == os.environ['INTERRUPT_AT_IMPORT'] and not _done:\n"
+        "        _done.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return _real(name, *a, **k)\n"
+        "builtins.__import__ = _imp\n")
+    env = {**os.environ, "INTERRUPT_AT_IMPORT": module, "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-m", "scratchrnn", "train", "--text",
+                           str(text_file), "--steps", "2", "--out", str(tmp_path / "o"),
+                           "--quiet", *TINY], capture_output=True, text=True, timeout=120,
+                          env=env, cwd=tmp_path)
+    assert done.returncode == 130, done.stderr
+    assert "interrupted" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_refuses_conflicting_options_only_when_given(tmp_path, text_file, capsys,
+                                                            monkeypatch):
+    out = tmp_path / "r"
+    base = ["train", "--text", str(text_file), "--quiet", "--out", str(out), "--seq-len", "8",
+            "--batch-size", "4", "--eval-every", "3", "--sample-length", "0"]
+    assert _run([*base, "--steps", "3", "--hidden", "12"], capsys)[0] == 0
+    rc, _, err = _run([*base, "--steps", "5", "--resume", str(out), "--hidden", "512",
+                       "--cell", "gru", "--lr", "0.1"], capsys)
+    assert rc == 1 and err.count("\n") == 1
+    assert "conflicting options" in err and "--hidden 512 (the checkpoint has 12)" in err
+    assert "--cell gru (the checkpoint has lstm)" in err and "--lr 0.1" in err
+    rc, _, err = _run(["train", *base[3:], "--steps", "5", "--resume", str(out), "--data",
+                       "default"], capsys)
+    assert rc == 1 and "--data default (the checkpoint was trained on --text " in err
+    assert load_checkpoint(out / "checkpoint.npz").step == 3          # nothing trained
+    # the same values given again, or nothing given (defaults differ: 256), resume fine
+    rc, stdout, err = _run([*base, "--steps", "5", "--resume", str(out), "--hidden", "12",
+                            "--cell", "lstm"], capsys)
+    assert rc == 0 and load_checkpoint(out / "checkpoint.npz").step == 5
+    rc, stdout, err = _run([*base, "--steps", "6", "--resume", str(out), "--seed", "4"], capsys)
+    assert rc == 0 and "--seed is ignored with --resume" in err
+    assert "resumed from" in stdout
+    # without --text the run's own text is used (from another folder too)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    rc, stdout, err = _run(["train", "--quiet", "--out", str(out), "--steps", "7",
+                            "--resume", str(out)], capsys)
+    assert rc == 0 and f"on {text_file}" in stdout
+
+
+def test_resume_summary_reports_the_whole_run(tmp_path, text_file, capsys, monkeypatch):
+    from scratchrnn.training.trainer import Trainer
+
+    out = tmp_path / "r"
+    base = ["train", "--text", str(text_file), "--quiet", "--out", str(out), *TINY]
+    assert _run([*base, "--steps", "3"], capsys)[0] == 0
+    ck = load_checkpoint(out / "checkpoint.npz")
+    first = ck.info["trainer"]["elapsed"]
+    assert first > 0
+    real_load = Trainer.load
+
+    def load_long_run(self, path):
+        ck = real_load(self, path)
+        self.elapsed = 5000.0                # as if the first part had taken 5000 s
+        return ck
+
+    monkeypatch.setattr(Trainer, "load", load_long_run)
+    rc, stdout, _ = _run([*base, "--steps", "5", "--resume", str(out)], capsys)
+    assert rc == 0
+    assert "finished 5 steps in 50" in stdout and "(2 steps, " in stdout
+    assert load_checkpoint(out / "checkpoint.npz").info["trainer"]["elapsed"] >= 5000
+
+
+def test_unusable_out_is_refused_before_training(tmp_path, text_file, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc, stdout, err = _run(["train", "--text", str(text_file), "--steps", "2", "--out",
+                            str(afile), "--quiet", *TINY], capsys)
+    assert rc == 1 and "--out: " in err and "exists and is not a folder" in err
+    assert "training a" not in stdout
+
+
+def test_cli_outputs_are_atomic_and_do_not_follow_symlinks(tmp_path, text_file, capsys):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    out = tmp_path / "run"
+    out.mkdir()
+    names = ("sample.txt", "history.json", "loss.png", "metrics.csv", "checkpoint.npz")
+    for name in names:
+        (out / name).symlink_to(outside)
+    stale = out / "checkpoint.npz.999999999.abc.tmp"        # left by a killed run
+    stale.write_text("x")
+    rc, _, _ = _run(["train", "--text", str(text_file), "--steps", "2", "--out", str(out),
+                     "--quiet", *TINY], capsys)
+    assert rc == 0 and outside.read_text() == "keep me" and not stale.exists()
+    for name in names:
+        assert (out / name).is_file() and not (out / name).is_symlink(), name
+    modes = {p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert len(modes) == 1
+
+
+def test_diverged_run_keeps_no_poisoned_checkpoint(tmp_path, text_file, capsys):
+    out = tmp_path / "r"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        rc, _, err = _run(["train", "--text", str(text_file), "--hidden", "8", "--steps", "30",
+                           "--eval-every", "1", "--seq-len", "8", "--batch-size", "2",
+                           "--lr", "1e39", "--clip", "0", "--out", str(out), "--quiet"], capsys)
+    assert rc == 1 and "training diverged" in err and "non-finite" in err
+    assert err.count("\n") == 1
+    assert not (out / "checkpoint.npz").exists()
+    assert (out / "history.json").exists() and (out / "loss.png").exists()
+    rc, _, err = _run(["train", "--text", str(text_file), "--hidden", "8", "--steps", "30",
+                       "--seq-len", "8", "--batch-size", "2", "--lr", "1e30", "--optimizer",
+                       "sgd", "--clip", "0", "--out", str(tmp_path / "s"), "--quiet"], capsys)
+    assert rc == 1 and "exploded" in err
+
+
+# ---- issue 12: best.npz, help, warnings, errors ---------------------------------------- #
+def test_sample_takes_checkpoint_or_best(tmp_path, text_file, capsys):
+    out = tmp_path / "r"
+    assert _run(["train", "--text", str(text_file), "--steps", "6", "--out", str(out),
+                 "--quiet", *TINY], capsys)[0] == 0
+    for argv in ([str(out)], [str(out), "--best"], [str(out / "best.npz")]):
+        rc, printed, _ = _run(["sample", *argv, "--prompt", "the ", "--length", "10",
+                               "--seed", "1"], capsys)
+        assert rc == 0 and printed.startswith("the ")
+    best = load_checkpoint(out / "best.npz")
+    val = {v["step"]: v["val_loss"] for v in load_checkpoint(out / "checkpoint.npz")
+           .info["history"]["val"]}
+    assert best.step == min(val, key=val.get)
+
+
+def test_every_option_shows_its_default_and_version(capsys):
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("train", "sample"):
+        text = sub.choices[name].format_help().split("\noptions:\n", 1)[1]
+        entries = {e.split()[0].rstrip(","): " ".join(e.split())
+                   for e in ("\n" + text).split("\n  -")[1:]}
+        for action in sub.choices[name]._actions:
+            if not action.option_strings or action.help in (argparse.SUPPRESS, None) \
+                    or "-h" in action.option_strings:
+                continue
+            entry = entries[action.option_strings[0][1:]]      # "--hidden" -> "-hidden"
+            assert "(default: " in entry, (name, entry)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith("scratchrnn 0.")
+
+
+def test_checkpoint_every_is_a_deprecated_alias(tmp_path, text_file, capsys):
+    rc, _, err = _run(["train", "--text", str(text_file), "--steps", "3", "--checkpoint-every",
+                       "2", "--out", str(tmp_path / "r"), "--quiet", *TINY], capsys)
+    assert rc == 0 and "--checkpoint-every is deprecated; use --save-every" in err
+
+
+def test_warnings_for_long_window_small_validation_and_ignored_options(tmp_path, capsys):
+    small = tmp_path / "small.txt"
+    small.write_text("abcdefghijklmnopqrstuvwxyz")                       # 26 bytes
+    rc, stdout, err = _run(["train", "--text", str(small), "--steps", "2", "--batch-size",
+                            "1", "--seq-len", "1000000", "--hidden", "4", "--out",
+                            str(tmp_path / "r"), "--quiet", "--sample-length", "0",
+                            "--threads", "1", "--device", "strict"], capsys)
+    assert rc == 0
+    assert "warning: --seq-len 1000000 is longer than each of the 1 training streams" in err
+    assert "warning: no validation: the validation split has 1 characters" in err
+    assert "warning: --threads is ignored on --device strict" in err
+    assert "validation loss n/a" in stdout and "nan" not in stdout
+    rc, _, err = _run(["sample", str(tmp_path / "r"), "--temperature", "0", "--top-k", "3",
+                       "--seed", "2", "--length", "3"], capsys)
+    assert rc == 0 and "--top-k is ignored with --temperature 0" in err
+    assert "--seed is ignored with --temperature 0" in err and "--top-p" not in err
+
+
+@pytest.mark.parametrize("content,message", [
+    (None, "is a folder, expected a UTF-8 text file"),
+    (b"", "the file is empty"),
+    (b"PK\x03\x04\x00\x00binary", "not a text file (a NUL byte at offset 4"),
+    (b"caf\xe9 latin-1", "not UTF-8 text (byte 0xe9 at offset 3)"),
+])
+def test_text_errors_name_the_option_and_the_file(tmp_path, content, message, capsys):
+    path = tmp_path / "input"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    rc, _, err = _run(["train", "--text", str(path), "--steps", "1", "--out",
+                       str(tmp_path / "r")], capsys)
+    assert rc == 1 and f"--text {path}" in err.replace(f"--text: {path}", f"--text {path}")
+    assert message in err and err.count("\n") == 1
+
+
+def test_device_cuda_without_gpu_says_why(monkeypatch, capsys, tmp_path, text_file):
+    from scratchrnn import backend as B
+
+    base = ["train", "--text", str(text_file), "--steps", "1", "--device", "cuda", "--out",
+            str(tmp_path / "r")]
+    monkeypatch.setattr(B, "cuda_problem", lambda: ("missing", "CuPy is not installed"))
+    rc, _, err = _run(base, capsys)
+    assert rc == 1 and "--device cuda: no usable GPU: CuPy is not installed" in err
+    assert "pip install 'scratchrnn[cuda12]'" in err
+    monkeypatch.setattr(B, "cuda_problem",
+                        lambda: ("unusable", "CuPy is installed but sees no CUDA device"))
+    rc, _, err = _run(base, capsys)
+    assert rc == 1 and "sees no CUDA device" in err and "pip install" not in err
+
+
+def test_a_late_ctrl_c_cannot_turn_the_commands_exit_into_a_traceback(monkeypatch, capsys):
+    """As the command, main() ignores SIGINT once its work is over (interpreter exit);
+    called from a program, it leaves the handler alone."""
+    import signal
+
+    import scratchrnn.gradcheck
+
+    monkeypatch.setattr(scratchrnn.gradcheck, "main", lambda argv: 0)
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert cli.main(["gradcheck"]) == 0
+        assert signal.getsignal(signal.SIGINT) is before
+        monkeypatch.setattr(sys, "argv", ["/usr/bin/scratchrnn", "gradcheck"])
+        assert cli.main(["gradcheck"]) == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -114,7 +114,8 @@ def test_vanishing_gradients_quick(tmp_path):
 @pytest.mark.parametrize("name", ["char_shakespeare.py", "word_lm.py", "news_classifier.py",
                                   "surname_classifier.py", "vanishing_gradients.py",
                                   "complete_sentence.py"])
-def test_example_has_the_common_flags(name):
+def test_example_has_the_common_flags(name, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXAMPLES))        # for examples/_common.py, as a script has
     spec = importlib.util.spec_from_file_location(name[:-3], EXAMPLES / name)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)                   # defines main() and parse_args()

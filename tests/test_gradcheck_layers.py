@@ -49,10 +49,10 @@ CASES = all_layer_cases()
 
 
 def test_case_list_covers_the_grid():
-    assert len(CASES) == 4 * (2 * 2 * 2 * 2 + 1)
+    assert len(CASES) == 5 * (2 * 2 * 2 * 2 + 1)
     cells = {c.cell for c in CASES}
-    assert cells == {"rnn_tanh", "rnn_relu", "gru", "lstm"}
-    assert sum(c.dropout > 0 for c in CASES) == 4
+    assert cells == {"rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj"}
+    assert sum(c.dropout > 0 for c in CASES) == 5
     for cell in cells:
         grid = {(c.num_layers, c.bidirectional, c.lengths, c.h0)
                 for c in CASES if c.cell == cell and c.dropout == 0}
@@ -71,7 +71,7 @@ def test_layer_gradients(case):
     errors = check_layer(case)
     expected = {n for n, _ in _layer_for(case).named_parameters()} | {"input"}
     if case.h0:
-        expected |= {"h0", "c0"} if case.cell == "lstm" else {"h0"}
+        expected |= {"h0", "c0"} if case.cell.startswith("lstm") else {"h0"}
     assert set(errors) == expected          # every parameter and input was checked
     assert record(case.label, errors) < BOUND, errors
 
@@ -80,6 +80,8 @@ def _layer_for(case):
     kw = dict(num_layers=case.num_layers, bidirectional=case.bidirectional)
     if case.cell.startswith("rnn_"):
         return sr.RNN(case.input_size, case.hidden_size, nonlinearity=case.cell[4:], **kw)
+    if case.cell == "lstm_proj":
+        return sr.LSTM(case.input_size, case.hidden_size, proj_size=case.hidden_size - 1, **kw)
     return {"gru": sr.GRU, "lstm": sr.LSTM}[case.cell](case.input_size, case.hidden_size, **kw)
 
 

@@ -257,3 +257,86 @@ def test_mse_bad_inputs_name_the_argument():
         mse(np.zeros((4, 3), dtype=np.int64), pred)
     with pytest.raises(ValueError, match="reduction: expected one of"):
         MSELoss("max")
+
+
+# --------------------------------------------------------------------------- #
+# issue 11, item 11
+# --------------------------------------------------------------------------- #
+def test_minus_inf_logits_of_masked_classes_give_a_finite_loss_like_pytorch():
+    torch = pytest.importorskip("torch")
+    logits = np.array([[2.0, -np.inf, 0.5], [-np.inf, 1.0, 3.0]])
+    targets = np.array([0, 2])
+    ce = CrossEntropyLoss()
+    loss = ce(logits, targets)
+    dlogits = ce.backward()
+    t = torch.tensor(logits, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(t, torch.tensor(targets))
+    ref.backward()
+    assert np.isfinite(loss) and np.isfinite(dlogits).all()
+    np.testing.assert_allclose(loss, ref.item(), rtol=1e-14)
+    np.testing.assert_allclose(dlogits, t.grad.numpy(), rtol=1e-14, atol=1e-300)
+
+
+def test_minus_inf_logits_allowed_with_check_finite_but_nan_refused():
+    old = B.set_check_finite(True)
+    try:
+        ce = CrossEntropyLoss()
+        assert np.isfinite(ce(np.array([[0.0, -np.inf]]), np.array([0])))
+        with pytest.raises(ValueError, match="logits: expected finite values or -inf"):
+            ce(np.array([[0.0, np.nan]]), np.array([0]))
+    finally:
+        B.set_check_finite(old)
+
+
+def test_zero_classes_with_every_target_ignored():
+    for reduction, shape in (("mean", ()), ("sum", ()), ("none", (3,))):
+        ce = CrossEntropyLoss(reduction)
+        loss = ce(np.zeros((3, 0)), np.full(3, -100))
+        assert loss.shape == shape and not np.any(loss)
+        assert ce.backward().shape == (3, 0)
+    with pytest.raises(ValueError, match=r"targets: expected class ids in \[0, 0\)"):
+        CrossEntropyLoss()(np.zeros((3, 0)), np.array([0, -100, -100]))
+
+
+@pytest.mark.parametrize("dloss, err, text", [
+    ([1.0, 2.0], TypeError, "dloss: expected a number or a 0-d array, got list"),
+    (np.ones(2), ValueError, r"dloss: expected a scalar .*got shape \(2,\)"),
+    (np.array(1, dtype=np.int64), TypeError, "dloss: expected a floating-point array"),
+    (np.array(1.0, dtype=np.complex128), TypeError, "dloss: expected a floating-point"),
+    (np.array(1.0, dtype=np.float32), TypeError, "dloss: expected dtype float64"),
+    (float("nan"), ValueError, "dloss: expected a finite number"),
+    ("1", TypeError, "dloss: expected a number"),
+])
+def test_cross_entropy_upstream_is_checked(dloss, err, text):
+    ce = CrossEntropyLoss()
+    ce(np.zeros((2, 3)), np.array([0, 1]))
+    with pytest.raises(err, match=text):
+        ce.backward(dloss)
+
+
+def test_reduction_none_upstream_shape_is_checked():
+    ce = CrossEntropyLoss("none")
+    ce(np.zeros((2, 3)), np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"dloss: expected shape \(2\).*got \(3,\)"):
+        ce.backward(np.ones(3))
+    mse = MSELoss("none")
+    mse(np.zeros((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"dloss: expected shape \(2, 3\)"):
+        mse.backward(np.ones(3))
+
+
+@pytest.mark.parametrize("value", [0.5, np.nan, 2.0, -1.0])
+def test_mask_must_be_boolean_or_zero_one(value):
+    mask = np.ones((2,))
+    mask[1] = value
+    with pytest.raises(ValueError, match="mask: expected booleans or the values 0 and 1"):
+        CrossEntropyLoss()(np.zeros((2, 3)), np.array([0, 1]), mask)
+
+
+def test_loss_backward_twice_after_one_forward_is_refused():
+    for loss, args in ((CrossEntropyLoss(), (np.zeros((2, 3)), np.array([0, 1]))),
+                       (MSELoss(), (np.zeros(3), np.ones(3)))):
+        loss(*args)
+        loss.backward()
+        with pytest.raises(RuntimeError, match="backward called twice after one forward"):
+            loss.backward()

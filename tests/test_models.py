@@ -126,3 +126,35 @@ def test_bad_arguments():
         SequenceClassifier(2, vocab_size=5, pooling="max")
     with pytest.raises(ValueError, match=r"ids: expected a 2-D array \(seq_len, batch\)"):
         LanguageModel(5, 4)(np.zeros((2, 3, 1), dtype="int64"))
+
+
+# --------------------------------------------------------------------------- #
+# Module.load_state_dict (issue 11, item 12)
+# --------------------------------------------------------------------------- #
+def _lm():
+    return LanguageModel(6, 5, 1, "lstm", 3, dtype="float64", generator=B.Generator(0))
+
+
+def test_load_state_dict_is_all_or_nothing():
+    m = _lm()
+    before = {k: np.copy(v) for k, v in m.state_dict().items()}
+    new = {k: v + 1.0 for k, v in before.items()}
+    new["head.bias"] = np.zeros(7)                          # the last one is misshaped
+    with pytest.raises(ValueError, match=r"state_dict\['head.bias'\]: expected shape \(6,\)"):
+        m.load_state_dict(new)
+    for k, v in m.state_dict().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+
+
+@pytest.mark.parametrize("value, err, text", [
+    (np.array([[None] * 3] * 6), TypeError, "expected real numbers.*got dtype object"),
+    (np.ones((6, 3), dtype=np.complex128), TypeError, "got dtype complex128"),
+    (np.full((6, 3), np.nan), ValueError, "expected finite values"),
+    (np.array([["a"] * 3] * 6), TypeError, "got dtype <U1"),
+])
+def test_load_state_dict_refuses_non_numbers(value, err, text):
+    m = _lm()
+    sd = dict(m.state_dict())
+    sd["embedding.weight"] = value
+    with pytest.raises(err, match=text):
+        m.load_state_dict(sd)

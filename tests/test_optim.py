@@ -148,3 +148,89 @@ def test_bad_arguments():
         optim.SGD([1.0])
     with pytest.raises(ValueError, match="empty"):
         optim.SGD([])
+
+
+# --------------------------------------------------------------------------- #
+# issue 11, item 12
+# --------------------------------------------------------------------------- #
+def _param(shape=(2, 3)) -> Parameter:
+    return Parameter(np.ones(shape))
+
+
+def test_the_same_parameter_twice_is_refused():
+    p = _param()
+    with pytest.raises(ValueError, match="expected each Parameter once.*'0' and '1'"):
+        optim.SGD([p, p], lr=0.1)
+    with pytest.raises(ValueError, match="'a' and 'b'"):
+        optim.Adam([("a", p), ("b", p)])
+
+
+@pytest.mark.parametrize("grad, err, text", [
+    (np.ones((1, 3)), ValueError, r"0.grad: expected shape \(2, 3\) \(the parameter's\), "
+                                  r"got \(1, 3\)"),
+    (np.ones((2, 3), dtype=np.float32), TypeError, "0.grad: expected dtype float64"),
+    ([[1.0] * 3] * 2, TypeError, "0.grad: expected an array, got list"),
+])
+def test_gradient_must_match_the_parameter_exactly(grad, err, text):
+    p, q = _param(), _param()
+    opt = optim.SGD([p, q], lr=0.1)
+    q.grad = np.ones((2, 3))
+    p.grad = grad
+    with pytest.raises(err, match=text):
+        opt.step()
+    assert np.all(q.data == 1.0) and opt.steps == 0      # nothing was updated
+
+
+@pytest.mark.parametrize("make, text", [
+    (lambda ps: optim.Adam(ps, betas=(0.9,)), r"betas: expected a pair"),
+    (lambda ps: optim.Adam(ps, betas=0.9), r"betas: expected a pair"),
+    (lambda ps: optim.Adam(ps, betas=(0.9, True)), r"betas\[1\]: expected a value in \[0, 1\)"),
+    (lambda ps: optim.SGD(ps, lr=float("nan")), "lr: expected a finite number >= 0, got nan"),
+    (lambda ps: optim.SGD(ps, lr=True), "lr: expected a finite number"),
+    (lambda ps: optim.RMSprop(ps, alpha=float("inf")), "alpha: expected a finite number"),
+])
+def test_bad_hyper_parameters_fail_early(make, text):
+    with pytest.raises(ValueError, match=text):
+        make([_param()])
+
+
+def test_setting_a_bad_lr_later_is_refused():
+    opt = optim.Adam([_param()])
+    with pytest.raises(ValueError, match="lr: expected a finite number >= 0, got nan"):
+        opt.lr = float("nan")
+    assert opt.lr == 1e-3
+
+
+def _adam_state():
+    p = _param()
+    opt = optim.Adam([("w", p)], lr=0.01)
+    p.grad = np.full((2, 3), 0.5)
+    opt.step()
+    return p, opt, opt.state_dict()
+
+
+@pytest.mark.parametrize("change, err, text", [
+    (lambda sd: sd.pop("state"), ValueError, r"missing \['state'\]"),
+    (lambda sd: sd.update(hyper={}), ValueError, r"expected hyper-parameters \['betas', 'eps'"),
+    (lambda sd: sd.update(lr=float("nan")), ValueError, "lr: expected a finite number"),
+    (lambda sd: sd["hyper"].update(betas=[0.9]), ValueError, "betas: expected a pair"),
+    (lambda sd: sd.update(steps=-1), ValueError, "steps: expected an int >= 0"),
+    (lambda sd: sd["state"]["w"].update(foo=np.zeros((2, 3))), ValueError,
+     r"\['w'\]\['foo'\]: expected a slot of Adam"),
+    (lambda sd: sd["state"]["w"].update(exp_avg=np.full((2, 3), np.nan)), ValueError,
+     r"\['exp_avg'\]: expected finite values"),
+    (lambda sd: sd["state"]["w"].update(exp_avg=np.array([None] * 6).reshape(2, 3)),
+     TypeError, "expected a float32/float64 array, got dtype object"),
+    (lambda sd: sd["state"]["w"].update(exp_avg=np.zeros((1, 3))), ValueError,
+     r"expected shape \(2, 3\), got \(1, 3\)"),
+])
+def test_load_state_dict_validates_everything_first(change, err, text):
+    p, opt, sd = _adam_state()
+    sd = {**sd, "hyper": dict(sd["hyper"]), "state": {"w": dict(sd["state"]["w"])}}
+    before = {k: np.copy(v) for k, v in opt.state["w"].items()}
+    change(sd)
+    with pytest.raises(err, match=text):
+        opt.load_state_dict(sd)
+    assert opt.steps == 1 and opt.lr == 0.01                  # unchanged
+    for k, v in before.items():
+        np.testing.assert_array_equal(opt.state["w"][k], v)

@@ -1,8 +1,9 @@
 """Agreement with PyTorch's nn.RNN / nn.GRU / nn.LSTM (reference only; skipped
 without torch).
 
-Random configurations (seeded) of every layer type: layers in {1, 2, 3},
-bidirectional, batch_first, lengths (through pack_padded_sequence), h0, bias.
+Random configurations (seeded) of every layer type (the LSTM also with
+``proj_size``): layers in {1, 2, 3}, bidirectional, batch_first, lengths
+(through pack_padded_sequence), h0, bias.
 Weights go both ways -- our state_dict into torch and torch's into ours --
 and outputs, final states, ∂L/∂x, ∂L/∂h0 (∂L/∂c0) and every parameter
 gradient must agree to 1e-9 absolute in float64. ``pytest -s`` prints the
@@ -22,7 +23,7 @@ from scratchrnn import backend as B
 torch = pytest.importorskip("torch")
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
-KINDS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
+KINDS = ("rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj")
 WORST: dict[str, float] = {}     # dtype -> worst absolute difference seen
 
 
@@ -36,10 +37,13 @@ def report_worst():
 def random_config(seed: int) -> dict:
     rng = np.random.default_rng(seed)
     T, N = int(rng.integers(1, 7)), int(rng.integers(1, 5))
-    cfg = dict(kind=KINDS[seed % 4], T=T, N=N, I=int(rng.integers(1, 6)),
+    cfg = dict(kind=KINDS[seed % len(KINDS)], T=T, N=N, I=int(rng.integers(1, 6)),
                H=int(rng.integers(1, 6)), num_layers=int(rng.integers(1, 4)),
                bidirectional=bool(rng.integers(2)), batch_first=bool(rng.integers(2)),
-               bias=bool(rng.random() < 0.75), h0=bool(rng.integers(2)), lengths=None)
+               bias=bool(rng.random() < 0.75), h0=bool(rng.integers(2)), lengths=None, P=0)
+    if cfg["kind"] == "lstm_proj":                 # 0 < proj_size < hidden_size
+        cfg["H"] = max(cfg["H"], 2)
+        cfg["P"] = int(rng.integers(1, cfg["H"]))
     if rng.random() < 0.6:
         lengths = rng.integers(1, T + 1, size=N)
         lengths[rng.integers(N)] = T                 # keep one full-length sequence
@@ -58,11 +62,13 @@ def make_pair(cfg: dict, dtype: str, dropout: float = 0.0, seed: int = 0):
         ours = sr.RNN(cfg["I"], cfg["H"], nonlinearity=kind[4:], dtype=dtype,
                       generator=B.Generator(seed), **kw)
         theirs = torch.nn.RNN(cfg["I"], cfg["H"], nonlinearity=kind[4:], dtype=tdtype, **kw)
+    elif kind == "gru":
+        ours = sr.GRU(cfg["I"], cfg["H"], dtype=dtype, generator=B.Generator(seed), **kw)
+        theirs = torch.nn.GRU(cfg["I"], cfg["H"], dtype=tdtype, **kw)
     else:
-        ours = {"gru": sr.GRU, "lstm": sr.LSTM}[kind](cfg["I"], cfg["H"], dtype=dtype,
-                                                      generator=B.Generator(seed), **kw)
-        theirs = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[kind](
-            cfg["I"], cfg["H"], dtype=tdtype, **kw)
+        ours = sr.LSTM(cfg["I"], cfg["H"], dtype=dtype, generator=B.Generator(seed),
+                       proj_size=cfg["P"], **kw)
+        theirs = torch.nn.LSTM(cfg["I"], cfg["H"], dtype=tdtype, proj_size=cfg["P"], **kw)
     return ours, theirs
 
 
@@ -70,21 +76,23 @@ def make_data(cfg: dict, dtype: str, seed: int):
     rng = np.random.default_rng(seed)
     T, N, I, H = cfg["T"], cfg["N"], cfg["I"], cfg["H"]
     D = 2 if cfg["bidirectional"] else 1
-    n_state = 2 if cfg["kind"] == "lstm" else 1
-    state_shape = (D * cfg["num_layers"], N, H)
+    P = cfg["P"] or H                              # h's size
+    shapes = [(D * cfg["num_layers"], N, P)]
+    if cfg["kind"].startswith("lstm"):
+        shapes.append((D * cfg["num_layers"], N, H))   # c keeps hidden_size
     seq = (N, T) if cfg["batch_first"] else (T, N)
     x = rng.standard_normal(seq + (I,)).astype(dtype)
-    R = rng.standard_normal(seq + (D * H,)).astype(dtype)
-    S = tuple(rng.standard_normal(state_shape).astype(dtype) for _ in range(n_state))
+    R = rng.standard_normal(seq + (D * P,)).astype(dtype)
+    S = tuple(rng.standard_normal(shape).astype(dtype) for shape in shapes)
     h0 = None
     if cfg["h0"]:
-        h0 = tuple(rng.uniform(-1, 1, state_shape).astype(dtype) for _ in range(n_state))
+        h0 = tuple(rng.uniform(-1, 1, shape).astype(dtype) for shape in shapes)
     return x, h0, R, S
 
 
 def run_ours(layer, cfg, x, h0, R, S):
     """Our forward/backward on the layer's backend (SCRATCHRNN_BACKEND), results on the host."""
-    is_lstm = cfg["kind"] == "lstm"
+    is_lstm = cfg["kind"].startswith("lstm")
     be = layer.backend
     x, R, S = be.asarray(x), be.asarray(R), tuple(be.asarray(s) for s in S)
     h0 = None if h0 is None else tuple(be.asarray(h) for h in h0)
@@ -104,7 +112,7 @@ def run_ours(layer, cfg, x, h0, R, S):
 
 
 def run_torch(layer, cfg, x, h0, R, S):
-    is_lstm = cfg["kind"] == "lstm"
+    is_lstm = cfg["kind"].startswith("lstm")
     bf = cfg["batch_first"]
     layer.zero_grad()
     tx = torch.tensor(x, requires_grad=True)
@@ -197,14 +205,16 @@ def test_float32_parity(seed):
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_larger_case(kind):
     cfg = dict(kind=kind, T=12, N=5, I=7, H=9, num_layers=2, bidirectional=True,
-               batch_first=False, bias=True, h0=True, lengths=[12, 3, 7, 12, 1])
+               batch_first=False, bias=True, h0=True, lengths=[12, 3, 7, 12, 1],
+               P=4 if kind == "lstm_proj" else 0)
     check_both_directions(cfg, "float64", 1e-9, seed=7)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_dropout_in_eval_mode_matches(kind):
     cfg = dict(kind=kind, T=5, N=3, I=4, H=3, num_layers=3, bidirectional=True,
-               batch_first=True, bias=True, h0=True, lengths=[5, 2, 4])
+               batch_first=True, bias=True, h0=True, lengths=[5, 2, 4],
+               P=2 if kind == "lstm_proj" else 0)
     ours, theirs = make_pair(cfg, "float64", dropout=0.5, seed=3)
     theirs.load_state_dict({k: torch.from_numpy(B.to_numpy(v))
                             for k, v in ours.state_dict().items()})
@@ -217,19 +227,21 @@ def test_dropout_in_eval_mode_matches(kind):
     be = ours.backend
     x, h0 = be.asarray(x), tuple(be.asarray(h) for h in h0)
     ours.train()
-    out_train, _ = ours(x, h0 if kind == "lstm" else h0[0], lengths=cfg["lengths"])
+    state = h0 if kind.startswith("lstm") else h0[0]
+    out_train, _ = ours(x, state, lengths=cfg["lengths"])
     ours.eval()
-    out_eval, _ = ours(x, h0 if kind == "lstm" else h0[0], lengths=cfg["lengths"])
+    out_eval, _ = ours(x, state, lengths=cfg["lengths"])
     assert np.abs(B.to_numpy(out_train) - B.to_numpy(out_eval)).max() > 1e-3
 
 
-@pytest.mark.parametrize("cls, tcls, G", [(sr.RNN, "RNN", 1), (sr.GRU, "GRU", 3),
-                                          (sr.LSTM, "LSTM", 4)])
-def test_default_init_matches_torch_bound(cls, tcls, G):
+@pytest.mark.parametrize("cls, tcls, kw", [(sr.RNN, "RNN", {}), (sr.GRU, "GRU", {}),
+                                           (sr.LSTM, "LSTM", {}),
+                                           (sr.LSTM, "LSTM", {"proj_size": 64})])
+def test_default_init_matches_torch_bound(cls, tcls, kw):
     I, H = 48, 200
     k = 1.0 / math.sqrt(H)
-    ours = cls(I, H, num_layers=2, bidirectional=True)
-    theirs = getattr(torch.nn, tcls)(I, H, num_layers=2, bidirectional=True)
+    ours = cls(I, H, num_layers=2, bidirectional=True, **kw)
+    theirs = getattr(torch.nn, tcls)(I, H, num_layers=2, bidirectional=True, **kw)
     for (name, p), (tname, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
         assert name == tname and p.shape == tuple(tp.shape)
         w = B.to_numpy(p.data)

@@ -166,7 +166,10 @@ def test_zero_grad_and_accumulation():
     dx1, _ = layer.backward(R)
     once = {n: p.grad.copy() for n, p in layer.named_parameters()}
     assert all(np.abs(g).max() > 0 for g in once.values())
-    dx2, _ = layer.backward(R)                 # same tape again: gradients add up
+    with pytest.raises(RuntimeError, match="backward called twice after one forward"):
+        layer.backward(R)                      # one forward, one backward (issue 11)
+    layer(x)
+    dx2, _ = layer.backward(R)                 # the same batch again: gradients add up
     np.testing.assert_array_equal(dx1, dx2)
     for n, p in layer.named_parameters():
         np.testing.assert_allclose(p.grad, 2 * once[n], rtol=1e-14, atol=0)
@@ -196,6 +199,7 @@ def test_backward_with_only_state_gradient():
     layer(rand(3, 2, 3))
     dx, dh0 = layer.backward(None, np.ones((1, 2, 4)))
     assert dx.shape == (3, 2, 3) and np.abs(dx).max() > 0
+    layer(rand(3, 2, 3))
     dx0, dh00 = layer.backward(None, None)       # nothing upstream: all zero
     assert np.all(dx0 == 0) and np.all(dh00 == 0)
 
@@ -234,6 +238,7 @@ def test_no_gradient_flows_from_padded_outputs(kind):
     for b, n in enumerate(lengths):
         noisy[n:, b] = 1e3 * rand(5 - n, 8, seed=10 + b)        # junk at the padding
     layer.zero_grad()
+    layer(x, h0, lengths=lengths)                                # one backward per forward
     dx2, dh02 = layer.backward(noisy)
     np.testing.assert_array_equal(dx, dx2)
     for a, b in zip(states(layer, dh0), states(layer, dh02)):
@@ -243,6 +248,7 @@ def test_no_gradient_flows_from_padded_outputs(kind):
     # ...while junk at a valid position does change the gradients
     noisy[0, 1] += 1.0
     layer.zero_grad()
+    layer(x, h0, lengths=lengths)
     dx3, _ = layer.backward(noisy)
     assert np.abs(dx3 - dx).max() > 1e-6
 

@@ -99,3 +99,15 @@ def test_word_level_sample_separates_prompt_and_words():
     words = text.split(" ")
     assert words[:2] == ["i", "can"] and len(words) == 5, text
     assert all(w in v for w in words)
+
+
+@pytest.mark.parametrize("dtype, temperatures", [
+    ("float32", [1e-40, 1e-37, 1e-30, 1e-10]),
+    ("float64", [1e-320, 1e-306, 1e-300, 1e-200]),
+])
+def test_tiny_temperatures_are_greedy(dtype, temperatures):
+    logits = np.array([[0.1, 0.5, 0.3], [40.0, -30.0, 39.0]], dtype=dtype)
+    for t in temperatures:
+        with np.errstate(over="raise", invalid="raise", divide="raise"):  # no inf, no NaN
+            got = next_token(logits, temperature=t, generator=B.Generator(0))
+        assert list(B.to_numpy(got)) == [1, 0], t

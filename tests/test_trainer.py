@@ -65,7 +65,7 @@ def test_state_reset_each_epoch_and_carried_within():
 
 def test_nan_loss_stops_and_keeps_last_checkpoint(tmp_path):
     tr = lm_trainer(0, tmp_path, max_steps=20)
-    tr.config.checkpoint_every = 3
+    tr.config.save_every = 3
 
     def poison(t):
         if t.step == 4:

@@ -123,6 +123,22 @@ class Backend:
         return self.xp.zeros(tuple(shape), dtype=self.dtype(dtype), device=self.device)
 
 
+def cuda_problem() -> tuple[str, str] | None:
+    """Why CuPy cannot run here: ``("missing", text)`` when CuPy is not installed,
+    ``("unusable", text)`` when it is but finds no usable device; None when it can."""
+    try:
+        import cupy
+    except ImportError as err:
+        return "missing", f"CuPy is not installed ({err})"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError, missing driver ...
+        return "unusable", f"CuPy is installed but no CUDA device is usable ({err})"
+    if n < 1:
+        return "unusable", "CuPy is installed but sees no CUDA device"
+    return None
+
+
 def get_backend(spec: str | Backend | None = None) -> Backend:
     """Resolve a backend spec (see the module docstring) to a :class:`Backend`."""
     if isinstance(spec, Backend):
@@ -277,7 +293,17 @@ class Generator:
         return self.host.bit_generator.state
 
     def set_state(self, state: dict) -> None:
+        check_generator_state(state)
         self.host.bit_generator.state = state
+
+
+def check_generator_state(state: Any) -> None:
+    """Raise ``ValueError`` unless ``state`` is a state :meth:`Generator.get_state` wrote."""
+    try:
+        np.random.PCG64().state = state          # NumPy's own validation, on a scratch one
+    except (TypeError, ValueError, KeyError, OverflowError) as err:
+        raise ValueError(f"expected a PCG64 generator state, got {str(state)[:60]!r} "
+                         f"({err})") from None
 
 
 _default_generator = Generator(0)
@@ -311,6 +337,14 @@ def check_finite_enabled() -> bool:
     return _check_finite
 
 
+def all_finite(x: Any) -> bool:
+    """True when every value of ``x`` (any backend; a host copy is made) is finite."""
+    host = to_numpy(x)
+    if host.dtype.kind not in "fc":
+        return True
+    return bool(np.isfinite(host).all())
+
+
 def is_floating(x: Array) -> bool:
     return namespace(x).isdtype(x.dtype, "real floating")
 
@@ -337,6 +371,13 @@ def dtype_name_of(dtype: Any) -> str:
     return str(to_numpy_dtype(dtype))
 
 
+def quiet_float_errors() -> Any:
+    """A context in which overflow / invalid-value / divide-by-zero in array math
+    raise no ``RuntimeWarning``: for callers that check the results themselves
+    (the trainer stops on a non-finite loss, gradient or weight)."""
+    return np.errstate(all="ignore")
+
+
 # BLAS's thread count and the policy that follows the load; see blas_threads.
 from .blas_threads import (  # noqa: E402,F401
     adapt_blas_threads,
@@ -345,6 +386,3 @@ from .blas_threads import (  # noqa: E402,F401
     set_thread_policy,
     thread_policy,
 )
-
-# The fused CPU kernels (numba, optional) are switched here; see fast_scan.
-from .fast_scan import fast_paths_enabled, set_fast_paths  # noqa: E402,F401

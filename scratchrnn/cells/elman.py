@@ -4,17 +4,20 @@
 
 Backward, with δ = ∂L/∂h_t (from the output and from step t+1):
 
-    da        = δ ⊙ φ'(a)          tanh' = 1 - h_t²,  ReLU' = [h_t > 0]
+    da          = δ ⊙ φ'(a)          tanh' = 1 - h_t²,  ReLU' = [h_t > 0]
     ∂L/∂h_{t-1} = da W_hh
+
+The pointwise functions below are these lines over (B, H) blocks (xa and ha
+are the input and recurrent parts of a); the engines compile the same
+functions into their kernels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import backend as B
 from ..backend import Array
-from .base import Carry, CellParams, CellSpec, StepCache, recurrent_projection
+from .base import CellParams, CellSpec, StepCache, relu, relu_prime, tanh
 from .base import step_backward as _step_backward
 from .base import step_forward as _step_forward
 
@@ -24,40 +27,29 @@ class ElmanCache:
     h: Array  # (B, H) φ's output, reused for φ'
 
 
-def _forward(xw: Array, carry: Carry, p: CellParams, relu: bool) -> tuple[Carry, ElmanCache]:
-    xp = B.namespace(xw)
-    a = xw + recurrent_projection(carry[0], p)             # (B, H)
-    h = xp.maximum(a, 0.0) if relu else xp.tanh(a)         # (B, H)
+def tanh_forward(xa, ha, h_prev):
+    h = tanh(xa + ha)
     return (h,), ElmanCache(h)
 
 
-def _backward(dcarry: Carry, k: ElmanCache, p: CellParams, relu: bool
-              ) -> tuple[Array, Array, Carry]:
-    xp = B.namespace(k.h)
-    (dh,) = dcarry
-    da = xp.where(k.h > 0, dh, 0.0) if relu else dh * (1.0 - k.h * k.h)  # (B, H)
-    return da, da, (da @ p.w_hh,)
+def tanh_backward(dh, h_prev, k):
+    da = dh * (1.0 - k.h * k.h)
+    return (da,), None, (0.0,)
 
 
-def tanh_forward(xw: Array, carry: Carry, p: CellParams) -> tuple[Carry, ElmanCache]:
-    return _forward(xw, carry, p, relu=False)
+def relu_forward(xa, ha, h_prev):
+    h = relu(xa + ha)
+    return (h,), ElmanCache(h)
 
 
-def tanh_backward(dcarry: Carry, k: ElmanCache, p: CellParams) -> tuple[Array, Array, Carry]:
-    return _backward(dcarry, k, p, relu=False)
+def relu_backward(dh, h_prev, k):
+    da = dh * relu_prime(k.h)
+    return (da,), None, (0.0,)
 
 
-def relu_forward(xw: Array, carry: Carry, p: CellParams) -> tuple[Carry, ElmanCache]:
-    return _forward(xw, carry, p, relu=True)
-
-
-def relu_backward(dcarry: Carry, k: ElmanCache, p: CellParams) -> tuple[Array, Array, Carry]:
-    return _backward(dcarry, k, p, relu=True)
-
-
-ELMAN_TANH = CellSpec("rnn_tanh", gates=1, carry_size=1,
+ELMAN_TANH = CellSpec("rnn_tanh", gates=1, state=("h",), cache=ElmanCache,
                       forward=tanh_forward, backward=tanh_backward)
-ELMAN_RELU = CellSpec("rnn_relu", gates=1, carry_size=1,
+ELMAN_RELU = CellSpec("rnn_relu", gates=1, state=("h",), cache=ElmanCache,
                       forward=relu_forward, backward=relu_backward)
 
 

@@ -75,3 +75,56 @@ def lengths_to_mask(lengths: Any, T: int, batch: int, backend: Backend) -> Array
     steps = xp.arange(T, device=backend.device)
     lens = backend.asarray(host.astype("int64"))
     return (steps[:, None] < lens[None, :])[:, :, None]              # (T, B, 1)
+
+
+# --------------------------------------------------------------------------- #
+# Backward-side inputs: upstream gradients and the one-backward-per-forward rule
+# --------------------------------------------------------------------------- #
+def check_grad_input(name: str, g: Any, shape: Sequence[int | None], dtype: Any,
+                     backend: Backend, meaning: str) -> None:
+    """An upstream gradient ``g`` must be an array of ``backend``, of the forward's
+    floating dtype ``dtype`` (no int, bool, float16, complex or object values), of
+    ``shape`` and, when ``set_check_finite(True)`` is on, finite."""
+    check_array(name, g, backend)
+    if not B.is_floating(g):
+        raise TypeError(f"{name}: expected a floating-point array ({B.dtype_name_of(dtype)}, "
+                        f"the forward's dtype), got dtype {B.dtype_name(g)}")
+    if g.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {B.dtype_name_of(dtype)} (the forward's "
+                        f"dtype), got {B.dtype_name(g)}; convert the gradient first")
+    check_shape(name, g, shape, meaning)
+    check_finite(name, g)
+
+
+def check_carry_grads(dh_n: Any, names: tuple[str, ...]) -> None:
+    """The final-state gradients must come as one entry per carried state
+    (``(dh_n, dc_n)`` for an LSTM)."""
+    if len(names) == 1:
+        return
+    if not isinstance(dh_n, (tuple, list)) or len(dh_n) != len(names):
+        got = (f"a {type(dh_n).__name__} of length {len(dh_n)}"
+               if isinstance(dh_n, (tuple, list)) else type(dh_n).__name__)
+        raise TypeError(f"dh_n: expected a tuple ({', '.join(names)}) (entries may be None), "
+                        f"got {got}")
+
+
+class Spent:
+    """Marks a forward cache that one backward has already consumed."""
+
+    def __repr__(self) -> str:
+        return "SPENT"
+
+
+SPENT = Spent()
+
+
+def cache_for_backward(module: Any, cache: Any) -> Any:
+    """``cache`` if a backward may use it: refuse a backward before any forward and
+    a second backward after one forward (it would add the gradients twice)."""
+    if cache is None:
+        raise RuntimeError(f"{type(module).__name__}.backward: backward called before forward "
+                           f"(or after .to())")
+    if cache is SPENT:
+        raise RuntimeError(f"{type(module).__name__}.backward: backward called twice after "
+                           f"one forward (gradients would be added twice); run forward again")
+    return cache

@@ -90,7 +90,7 @@ class Embedding(Module):
         return xp.astype(rows != self.padding_idx, dtype)[:, None]
 
     def _clear_cache(self) -> None:
-        self._cache: EmbeddingCache | None = None
+        self._cache: EmbeddingCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
@@ -111,13 +111,11 @@ class Embedding(Module):
 
     def backward(self, dy: Array) -> None:
         """dy (..., E): weight.grad += onehot(idx)^T dY (repeats summed). Returns None."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward (or after .to())")
+        k: EmbeddingCache = checks.cache_for_backward(self, self._cache)
         backend, W = self.backend, self.weight.data
-        checks.check_array("dy", dy, backend)
-        checks.check_shape("dy", dy, k.lead + (self.embedding_dim,), "(the output's shape)")
-        checks.check_float("dy", dy, W.dtype)
+        checks.check_grad_input("dy", dy, k.lead + (self.embedding_dim,), W.dtype, backend,
+                                "(the output's shape)")
+        self._cache = checks.SPENT                                         # one backward
         xp = backend.xp
         dY = xp.reshape(dy, (k.idx.shape[0], self.embedding_dim))          # (N, E)
         dW = xp.zeros(W.shape, dtype=W.dtype, device=backend.device)       # (V, E)

@@ -59,7 +59,7 @@ class Linear(Module):
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache: LinearCache | None = None
+        self._cache: LinearCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
         s = f"in_features={self.in_features}, out_features={self.out_features}"
@@ -85,12 +85,11 @@ class Linear(Module):
 
     def backward(self, dy: Array) -> Array:
         """dy (..., O) -> dx (..., I); weight.grad and bias.grad accumulate."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward (or after .to())")
+        k: LinearCache = checks.cache_for_backward(self, self._cache)
         backend = self.backend
-        checks.check_array("dy", dy, backend)
-        checks.check_shape("dy", dy, k.lead + (self.out_features,), "(the output's shape)")
+        checks.check_grad_input("dy", dy, k.lead + (self.out_features,), k.x.dtype, backend,
+                                "(the output's shape)")
+        self._cache = checks.SPENT                                     # one backward per forward
         xp = backend.xp
         dY = xp.reshape(dy, (k.x.shape[0], self.out_features))        # (N, O)
         self.weight.grad = self.weight.grad + dY.T @ k.x               # (O, I)

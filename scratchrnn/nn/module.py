@@ -4,7 +4,9 @@ A :class:`Module` owns :class:`Parameter` objects (``.data`` and ``.grad``)
 and child modules. Its ``forward`` caches what ``backward`` needs; there is
 no autograd, so a model's ``backward`` calls its children's ``backward`` in
 reverse order, each returning the gradient with respect to its input and
-accumulating into its parameters' ``.grad``.
+accumulating into its parameters' ``.grad``. One forward allows one backward:
+a second raises ``RuntimeError`` instead of adding the gradients twice
+(:func:`~scratchrnn.nn.checks.cache_for_backward`).
 
 Parameters iterate as one flat name -> Parameter mapping
 (``named_parameters()``, names like ``rnn.weight_ih_l0``) that optimizers,
@@ -13,6 +15,7 @@ clipping, gradient checks and checkpoints all share.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -95,12 +98,25 @@ class Module:
         """Name -> parameter array (on the module's device, not copied)."""
         return {name: p.data for name, p in self.named_parameters()}
 
-    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
-        """Copy arrays (NumPy, any backend, or ``torch_tensor.numpy()``) in.
+    def load_state_dict(self, state: Mapping[str, Any] | str | os.PathLike,
+                        strict: bool = True) -> None:
+        """Copy arrays (NumPy, any backend, or torch tensors) in, all or nothing.
 
-        Each must have the parameter's shape; it is converted to the
-        parameter's device and dtype. ``strict`` requires the same key set.
+        ``state`` is a mapping name -> array, or the path of a ``.safetensors``
+        file (PyTorch's names, e.g. one written by ``scratchrnn export`` or by
+        ``safetensors.torch.save_file(torch_model.state_dict(), path)``).
+        Each array must have the parameter's shape and hold finite real
+        numbers; it is converted to the parameter's device and dtype.
+        ``strict`` requires the same key set. Every array is checked before
+        any parameter changes.
         """
+        if isinstance(state, (str, os.PathLike)):
+            from ..backend.serialize import load_safetensors
+
+            state, _ = load_safetensors(state)
+        if not isinstance(state, Mapping):
+            raise TypeError(f"state_dict: expected a mapping name -> array or a .safetensors "
+                            f"path, got {type(state).__name__}")
         params = dict(self.named_parameters())
         if strict:
             missing = sorted(set(params) - set(state))
@@ -109,15 +125,24 @@ class Module:
                 raise KeyError(
                     f"state_dict: missing keys {missing}, unexpected keys {unexpected}"
                 )
+        checked: dict[str, Any] = {}
         for name, value in state.items():
             if name not in params:
                 continue
             p = params[name]
             host = B.to_numpy(value)
+            if host.dtype.kind not in "iuf":
+                raise TypeError(f"state_dict[{name!r}]: expected real numbers (float or int), "
+                                f"got dtype {host.dtype}")
             if tuple(host.shape) != p.shape:
                 raise ValueError(
                     f"state_dict[{name!r}]: expected shape {p.shape}, got {tuple(host.shape)}"
                 )
+            if not B.all_finite(host):
+                raise ValueError(f"state_dict[{name!r}]: expected finite values, got NaN or Inf")
+            checked[name] = host
+        for name, host in checked.items():                # nothing changed until here
+            p = params[name]
             p.data = B.backend_of(p.data).asarray(host, dtype=p.data.dtype)
             p.zero_grad()
 

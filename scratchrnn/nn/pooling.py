@@ -60,9 +60,10 @@ def valid_steps(h: Array, lengths: Any, backend: Backend) -> Array:
     return xp.astype(mask, h.dtype)                                    # (T, B, 1)
 
 
-def _check_dpooled(dpooled: Array, h_shape: tuple[int, ...], backend: Backend) -> None:
-    checks.check_array("dpooled", dpooled, backend)
-    checks.check_shape("dpooled", dpooled, (h_shape[1], h_shape[2]), "(batch, hidden_size)")
+def _check_dpooled(dpooled: Array, h_shape: tuple[int, ...], dtype: Any,
+                   backend: Backend) -> None:
+    checks.check_grad_input("dpooled", dpooled, (h_shape[1], h_shape[2]), dtype, backend,
+                            "(batch, hidden_size)")
 
 
 @dataclass(slots=True)
@@ -80,7 +81,7 @@ class _WeightedSumPool(Module):
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache: WeightsCache | None = None
+        self._cache: WeightsCache | checks.Spent | None = None
 
     def _weights(self, m: Array) -> Array:
         """(T, B, 1) mask m_tb -> (T, B, 1) weights w_tb."""
@@ -95,11 +96,10 @@ class _WeightedSumPool(Module):
 
     def backward(self, dpooled: Array) -> Array:
         """dpooled (B, H) -> dh (T, B, H)."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward")
+        k: WeightsCache = checks.cache_for_backward(self, self._cache)
         T, Bn, _ = k.w.shape
-        _check_dpooled(dpooled, (T, Bn, k.H), B.backend_of(k.w))
+        _check_dpooled(dpooled, (T, Bn, k.H), k.w.dtype, B.backend_of(k.w))
+        self._cache = checks.SPENT                                         # one backward
         return k.w * dpooled[None, ...]                                    # (T, B, H)
 
 
@@ -165,7 +165,7 @@ class AttentionPool(Module):
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        self._cache: AttentionCache | None = None
+        self._cache: AttentionCache | checks.Spent | None = None
         self.weights: Array | None = None
 
     def extra_repr(self) -> str:
@@ -192,11 +192,10 @@ class AttentionPool(Module):
 
     def backward(self, dpooled: Array) -> Array:
         """dc (B, H) -> dh (T, B, H); weight.grad accumulates dw."""
-        k = self._cache
-        if k is None:
-            raise RuntimeError("backward called before forward (or after .to())")
+        k: AttentionCache = checks.cache_for_backward(self, self._cache)
         backend, w = self.backend, self.weight.data
-        _check_dpooled(dpooled, tuple(k.h.shape), backend)
+        _check_dpooled(dpooled, tuple(k.h.shape), k.h.dtype, backend)
+        self._cache = checks.SPENT                                         # one backward
         xp = backend.xp
         T, Bn, H = k.h.shape
         dc = dpooled[None, ...]                                            # (1, B, H)

@@ -12,7 +12,10 @@ initialisation U(-1/√H, 1/√H), so weights move between the two freely.
 
 Layer l reads the previous layer's output (both directions concatenated),
 with inverted dropout between layers in training mode. Each direction of
-each layer is one :func:`~scratchrnn.nn.scan.scan_forward` over its cell.
+each layer is one run of an engine (:mod:`scratchrnn.engines`) over its
+cell: ``engine="auto"`` picks the best for the arrays (``layer.engine_for(x)``
+says which), ``"reference"`` is the loop to read, and ``checkpoint_every``
+wraps whichever runs in segment replay.
 """
 
 from __future__ import annotations
@@ -22,10 +25,17 @@ from typing import Any
 
 from .. import backend as B
 from ..backend import Array, Generator
-from ..cells import GRU_CELL, LSTM_CELL, CellParams, CellSpec, elman_spec
+from ..cells import GRU_CELL, LSTM_CELL, LSTM_PROJ_CELL, CellParams, CellSpec, elman_spec
+from ..engines import (
+    Checkpointed,
+    Engine,
+    check_engine_name,
+    default_engine,
+    segment_length,
+    select_engine,
+)
 from . import checks
 from .module import Module, Parameter
-from .scan import Tape, scan_backward, scan_forward, segment_length
 
 
 class RNNBase(Module):
@@ -35,12 +45,20 @@ class RNNBase(Module):
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, dtype: str = "float32",
                  device: str | B.Backend | None = None, generator: Generator | None = None,
-                 checkpoint_every: int | bool | str | None = None) -> None:
+                 checkpoint_every: int | bool | str | None = None, engine: str | None = None,
+                 allow_tf32: bool | None = None, proj_size: int = 0) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size),
                             ("num_layers", num_layers)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if not isinstance(proj_size, int) or isinstance(proj_size, bool) or proj_size < 0:
+            raise ValueError(f"proj_size: expected an int >= 0, got {proj_size!r}")
+        if proj_size and cell is not LSTM_PROJ_CELL:
+            raise ValueError(f"proj_size: only the LSTM has a projection, got {proj_size!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size: expected less than hidden_size ({hidden_size}), "
+                             f"got {proj_size}")
         if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
             raise ValueError(f"dropout: expected a float in [0, 1), got {dropout!r}")
         self.cell = cell
@@ -53,6 +71,11 @@ class RNNBase(Module):
             segment_length(1, checkpoint_every)                  # validates it
         # keep every k-th state, recompute the rest in backward (True/'auto': k = ⌈√T⌉)
         self.checkpoint_every = checkpoint_every
+        # which engine runs the time loop: "auto" | "reference" | "numba" | "cupy"
+        self.engine = check_engine_name(engine if engine is not None else default_engine())
+        # float32 GEMMs on TF32 tensor cores (cuda-graph engine; None: CuPy's CUPY_TF32)
+        self.allow_tf32 = allow_tf32
+        self.proj_size = proj_size
         self.record_hidden_grads = False
         self.hidden_grads: dict[tuple[int, int], Array] = {}
         self._clear_cache()
@@ -60,18 +83,26 @@ class RNNBase(Module):
         backend = B.get_backend(device)
         init = generator or B.default_generator()
         G, H, k = cell.gates, hidden_size, 1.0 / math.sqrt(hidden_size)
+        P = self.output_size                          # h's size: proj_size or hidden_size
         for layer in range(num_layers):
-            layer_in = input_size if layer == 0 else H * self.num_directions
+            layer_in = input_size if layer == 0 else P * self.num_directions
             for direction in range(self.num_directions):
                 sfx = self._suffix(layer, direction)
-                shapes = [("weight_ih", (G * H, layer_in)), ("weight_hh", (G * H, H))]
+                shapes = [("weight_ih", (G * H, layer_in)), ("weight_hh", (G * H, P))]
                 if bias:
                     shapes += [("bias_ih", (G * H,)), ("bias_hh", (G * H,))]
+                if cell.projection:
+                    shapes += [("weight_hr", (P, H))]
                 for name, shape in shapes:   # PyTorch's order, so one seed = one init
                     setattr(self, name + sfx,
                             Parameter(init.uniform(-k, k, shape, backend, dtype)))
 
     # ---- names and parameters ------------------------------------------ #
+    @property
+    def output_size(self) -> int:
+        """The size of h (and of each direction's output): proj_size, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
     @staticmethod
     def _suffix(layer: int, direction: int) -> str:
         return f"_l{layer}" + ("_reverse" if direction == 1 else "")
@@ -80,53 +111,61 @@ class RNNBase(Module):
         """The arrays of one direction of one layer."""
         sfx = self._suffix(layer, direction)
         ps = self._parameters
-        return CellParams(
-            w_ih=ps["weight_ih" + sfx].data, w_hh=ps["weight_hh" + sfx].data,
-            b_ih=ps["bias_ih" + sfx].data if self.bias else None,
-            b_hh=ps["bias_hh" + sfx].data if self.bias else None,
-        )
+        arrays = {field: ps[name + sfx].data if name + sfx in ps else None
+                  for field, name in CellParams.NAMES.items()}
+        return CellParams(**arrays)
 
     def _accumulate(self, layer: int, direction: int, grads: CellParams) -> None:
         sfx = self._suffix(layer, direction)
-        for name, g in (("weight_ih", grads.w_ih), ("weight_hh", grads.w_hh),
-                        ("bias_ih", grads.b_ih), ("bias_hh", grads.b_hh)):
-            if g is not None:
-                p = self._parameters[name + sfx]
-                p.grad = p.grad + g
+        for name, g in grads.named():
+            p = self._parameters[name + sfx]
+            p.grad = p.grad + g
+
+    def engine_for(self, x: Array) -> Engine:
+        """The engine this layer runs on arrays like ``x`` (checkpointing included)."""
+        engine = select_engine(self.engine, x, self.allow_tf32)
+        if self.checkpoint_every is not None and self.checkpoint_every is not False:
+            engine = Checkpointed(engine, self.checkpoint_every)
+        return engine
 
     def _clear_cache(self) -> None:
-        self._tapes: dict[tuple[int, int], Tape] = {}
+        self._tapes: dict[tuple[int, int], Any] = {}
         self._drop_masks: dict[int, Array] = {}
         self._batch = 0
+        self._backward_done = False   # set by backward: one backward per forward
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"
         for name, default in (("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False)):
+                              ("bidirectional", False), ("proj_size", 0), ("engine", "auto")):
             if getattr(self, name) != default:
-                s += f", {name}={getattr(self, name)}"
+                s += f", {name}={getattr(self, name)!r}"
         return s
 
     # ---- forward ------------------------------------------------------- #
-    def _state_shape(self, batch: int) -> tuple[int, int, int]:
-        return (self.num_layers * self.num_directions, batch, self.hidden_size)
+    def _state_shapes(self, batch: int) -> list[tuple[int, int, int]]:
+        """Shape of each carried state: h (D·L, B, P), then c (D·L, B, H) for the LSTM."""
+        DL = self.num_layers * self.num_directions
+        return [(DL, batch, self.output_size if j == 0 else self.hidden_size)
+                for j in range(self.cell.carry_size)]
 
     def _initial_carry(self, h0: Any, batch: int, dtype: Any) -> tuple[Array, ...]:
         backend = self.backend
-        shape = self._state_shape(batch)
+        shapes = self._state_shapes(batch)
         if h0 is None:
             return tuple(backend.xp.zeros(shape, dtype=dtype, device=backend.device)
-                         for _ in range(self.cell.carry_size))
+                         for shape in shapes)
         names = ("h0",) if self.cell.carry_size == 1 else ("h0", "c0")
         if self.cell.carry_size == 1:
             h0 = (h0,)
         elif not (isinstance(h0, (tuple, list)) and len(h0) == 2):
             raise TypeError(f"h0: expected a tuple (h0, c0) for an LSTM, got {type(h0).__name__}")
-        for name, h in zip(names, h0):
+        for name, h, shape in zip(names, h0, shapes):
+            size = "proj_size" if name == "h0" and self.proj_size else "hidden_size"
             checks.check_array(name, h, backend)
-            checks.check_shape(name, h, shape, "(num_layers·num_directions, batch, hidden_size)")
+            checks.check_shape(name, h, shape, f"(num_layers·num_directions, batch, {size})")
             checks.check_float(name, h, dtype)
             checks.check_finite(name, h)
         return tuple(h0)
@@ -159,15 +198,15 @@ class RNNBase(Module):
         self._clear_cache()
         self._batch = batch
         finals: list[tuple[Array, ...]] = []
+        engine = self.engine_for(x)
         layer_in = x
         for layer in range(self.num_layers):
             outs = []
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
-                out, carry_n, tape = scan_forward(
+                out, carry_n, tape = engine.forward(
                     self.cell, layer_in, tuple(c[idx, ...] for c in carry0),
-                    self.cell_params(layer, d), mask, reverse=(d == 1),
-                    checkpoint_every=self.checkpoint_every)
+                    self.cell_params(layer, d), mask, reverse=(d == 1))
                 self._tapes[(layer, d)] = tape
                 outs.append(out)
                 finals.append(carry_n)
@@ -185,27 +224,30 @@ class RNNBase(Module):
 
     # ---- backward ------------------------------------------------------ #
     def _run_backward(self, d_output: Any, dh_n: tuple[Any, ...]) -> tuple[Array, tuple]:
-        if not self._tapes:
-            raise RuntimeError("backward called before forward (or after .to())")
+        checks.cache_for_backward(self, checks.SPENT if self._backward_done
+                                  else self._tapes or None)  # one backward per forward
         backend, xp = self.backend, self.backend.xp
         T = self._tapes[(0, 0)].x.shape[0]
-        DH = self.num_directions * self.hidden_size
-        H = self.hidden_size
+        H = self.output_size
+        DH = self.num_directions * H
         dtype = self._tapes[(0, 0)].x.dtype
-        shape = self._state_shape(self._batch)
+        shapes = self._state_shapes(self._batch)
+        names = ("dh_n",) if self.cell.carry_size == 1 else ("dh_n", "dc_n")
+        checks.check_carry_grads(dh_n, names)
         if d_output is not None:
-            checks.check_array("d_output", d_output, backend)
             want = (self._batch, T, DH) if self.batch_first else (T, self._batch, DH)
-            checks.check_shape("d_output", d_output, want, "(the forward output's shape)")
+            checks.check_grad_input("d_output", d_output, want, dtype, backend,
+                                    "(the forward output's shape)")
             if self.batch_first:
                 d_output = xp.permute_dims(d_output, (1, 0, 2))   # (T, B, D·H)
-        for d in dh_n:
+        for name, d, shape in zip(names, dh_n, shapes):
             if d is not None:
-                checks.check_array("dh_n", d, backend)
-                checks.check_shape("dh_n", d, shape, "(the final state's shape)")
+                checks.check_grad_input(name, d, shape, dtype, backend,
+                                        "(the final state's shape)")
+        self._backward_done = True
         dcarry_n = tuple(
             xp.zeros(shape, dtype=dtype, device=backend.device) if d is None else d
-            for d in dh_n)
+            for d, shape in zip(dh_n, shapes))
         dcarry0: list[Any] = [None] * (self.num_layers * self.num_directions)
         d_in = d_output
         for layer in reversed(range(self.num_layers)):
@@ -215,10 +257,10 @@ class RNNBase(Module):
             for d in range(self.num_directions):
                 idx = layer * self.num_directions + d
                 dout = None if d_in is None else d_in[:, :, d * H:(d + 1) * H]
-                dx, dc0, grads = scan_backward(
-                    self.cell, dout, tuple(c[idx, ...] for c in dcarry_n),
-                    self._tapes[(layer, d)], self.cell_params(layer, d),
-                    record=self.record_hidden_grads)
+                tape = self._tapes[(layer, d)]
+                dx, dc0, grads = tape.engine.backward(
+                    tape, dout, tuple(c[idx, ...] for c in dcarry_n),
+                    self.cell_params(layer, d), record=self.record_hidden_grads)
                 if self.record_hidden_grads:
                     self.hidden_grads[(layer, d)] = self._tapes[(layer, d)].hidden_grads
                 self._accumulate(layer, d, grads)
@@ -273,13 +315,19 @@ class GRU(_HiddenStateRNN):
 
 
 class LSTM(RNNBase):
-    """Long short-term memory (PyTorch's equations; see :mod:`scratchrnn.cells.lstm`)."""
+    """Long short-term memory (PyTorch's equations; see :mod:`scratchrnn.cells.lstm`).
+
+    ``proj_size=P`` (0 < P < hidden_size) adds PyTorch's projection
+    h_t = (o ⊙ tanh c_t) W_hr^T: h and the output have size P, c keeps
+    hidden_size, and each direction of each layer gets ``weight_hr_l{k}`` (P, H).
+    """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
-                 bidirectional: bool = False, **kwargs: Any) -> None:
-        super().__init__(LSTM_CELL, input_size, hidden_size, num_layers, bias, batch_first,
-                         dropout, bidirectional, **kwargs)
+                 bidirectional: bool = False, proj_size: int = 0, **kwargs: Any) -> None:
+        cell = LSTM_PROJ_CELL if proj_size else LSTM_CELL
+        super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first,
+                         dropout, bidirectional, proj_size=proj_size, **kwargs)
 
     def forward(self, x: Array, h0: tuple[Array, Array] | None = None, lengths: Any = None
                 ) -> tuple[Array, tuple[Array, Array]]:

@@ -56,13 +56,33 @@ def _named(params: ParamsLike) -> list[tuple[str, Parameter]]:
     names = [n for n, _ in named]
     if len(set(names)) != len(names):
         raise ValueError("params: parameter names must be unique")
+    # The same Parameter twice is refused, not deduplicated: it would be updated twice
+    # per step, and its state stored under two names (PyTorch warns and will refuse too).
+    first: dict[int, str] = {}
+    for n, p in named:
+        if id(p) in first:
+            raise ValueError(f"params: expected each Parameter once, got the same Parameter "
+                             f"as {first[id(p)]!r} and {n!r}")
+        first[id(p)] = n
     return named
 
 
 def _check_nonneg(name: str, value: float) -> float:
-    if not (isinstance(value, (int, float)) and value >= 0 and math.isfinite(value)):
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) and value >= 0
+                                       and math.isfinite(value)):
         raise ValueError(f"{name}: expected a finite number >= 0, got {value!r}")
     return float(value)
+
+
+def _check_betas(betas: Any) -> list[float]:
+    """Adam's (β₁, β₂): two numbers in [0, 1)."""
+    if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+        raise ValueError(f"betas: expected a pair (beta1, beta2) of numbers in [0, 1), got "
+                         f"{betas!r}")
+    for name, b in (("betas[0]", betas[0]), ("betas[1]", betas[1])):
+        if isinstance(b, bool) or not (isinstance(b, (int, float)) and 0.0 <= b < 1.0):
+            raise ValueError(f"{name}: expected a value in [0, 1), got {b!r}")
+    return [float(betas[0]), float(betas[1])]
 
 
 class Optimizer:
@@ -72,12 +92,23 @@ class Optimizer:
     :meth:`update`, which returns the new parameter array.
     """
 
+    slots: tuple[str, ...] = ()                             # the state each parameter keeps
+
     def __init__(self, params: ParamsLike, lr: float, **hyper: Any) -> None:
         self.named = _named(params)
-        self.lr = _check_nonneg("lr", lr)
+        self.lr = lr                                         # checked by the setter
         self.hyper = dict(hyper)
         self.steps = 0                                       # t, shared by all parameters
         self.state: dict[str, dict[str, Array]] = {n: {} for n, _ in self.named}
+
+    @property
+    def lr(self) -> float:
+        """The learning rate η (a schedule sets it before each step); finite, >= 0."""
+        return self._lr
+
+    @lr.setter
+    def lr(self, value: float) -> None:
+        self._lr = _check_nonneg("lr", value)
 
     @property
     def params(self) -> list[Parameter]:
@@ -87,8 +118,23 @@ class Optimizer:
         for _, p in self.named:
             p.zero_grad()
 
+    def _check_grads(self) -> None:
+        """Every ``.grad`` must match its parameter exactly (no broadcasting, no dtype change)."""
+        for name, p in self.named:
+            g = p.grad
+            if not B.is_array(g):
+                raise TypeError(f"{name}.grad: expected an array, got {type(g).__name__}")
+            if tuple(g.shape) != p.shape:
+                raise ValueError(f"{name}.grad: expected shape {p.shape} (the parameter's), "
+                                 f"got {tuple(g.shape)}")
+            if g.dtype != p.data.dtype or B.backend_of(g).name != B.backend_of(p.data).name:
+                raise TypeError(f"{name}.grad: expected dtype {B.dtype_name(p.data)} on "
+                                f"{B.backend_of(p.data).label} (the parameter's), got "
+                                f"{B.dtype_name(g)} on {B.backend_of(g).label}")
+
     def step(self) -> None:
         """Apply one update to every parameter from its ``.grad``."""
+        self._check_grads()                          # all checked before any is updated
         self.steps += 1
         for name, p in self.named:
             slots = self.state[name]
@@ -124,28 +170,68 @@ class Optimizer:
                 "state": {n: dict(slots) for n, slots in self.state.items()}}
 
     def load_state_dict(self, sd: Mapping[str, Any]) -> None:
-        """Restore from :meth:`state_dict` (arrays of any backend, e.g. from disk)."""
-        if sd.get("type") != type(self).__name__:
-            raise ValueError(f"optimizer state: expected type {type(self).__name__}, got "
-                             f"{sd.get('type')!r}")
+        """Restore from :meth:`state_dict` (arrays of any backend, e.g. from disk).
+
+        Everything is checked before anything changes: the type, the
+        hyper-parameters (the constructor's own checks), the step count, and
+        each state array's slot name, shape, dtype and finiteness.
+        """
+        where = "optimizer state"
+        if not isinstance(sd, Mapping):
+            raise TypeError(f"{where}: expected a mapping, got {type(sd).__name__}")
+        missing = [k for k in ("type", "lr", "hyper", "steps", "state") if k not in sd]
+        if missing:
+            raise ValueError(f"{where}: expected keys type, lr, hyper, steps, state; missing "
+                             f"{missing}")
+        if sd["type"] != type(self).__name__:
+            raise ValueError(f"{where}: expected type {type(self).__name__}, got "
+                             f"{sd['type']!r}")
+        hyper = sd["hyper"]
+        if not isinstance(hyper, Mapping) or set(hyper) != set(self.hyper):
+            got = sorted(hyper) if isinstance(hyper, Mapping) else type(hyper).__name__
+            raise ValueError(f"{where}: expected hyper-parameters {sorted(self.hyper)}, got "
+                             f"{got}")
+        try:           # the constructor's checks, on a throwaway optimizer
+            probe = type(self)(self.named, lr=sd["lr"], **hyper)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where}: {err}") from None
+        steps = sd["steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise ValueError(f"{where}: steps: expected an int >= 0, got {steps!r}")
+        if not isinstance(sd["state"], Mapping):
+            raise TypeError(f"{where}: state: expected a mapping, got "
+                            f"{type(sd['state']).__name__}")
         names = {n for n, _ in self.named}
         stored = set(sd["state"])
         if stored != names:
-            raise KeyError(f"optimizer state: missing {sorted(names - stored)}, unexpected "
+            raise KeyError(f"{where}: missing {sorted(names - stored)}, unexpected "
                            f"{sorted(stored - names)}")
         params = dict(self.named)
+        state: dict[str, dict[str, Array]] = {}
         for name, slots in sd["state"].items():
             p = params[name]
+            if not isinstance(slots, Mapping):
+                raise TypeError(f"{where}[{name!r}]: expected a mapping of slot -> array, got "
+                                f"{type(slots).__name__}")
             restored = {}
             for key, value in slots.items():
-                if tuple(value.shape) != p.shape:
-                    raise ValueError(f"optimizer state[{name!r}][{key!r}]: expected shape "
-                                     f"{p.shape}, got {tuple(value.shape)}")
-                restored[key] = B.backend_of(p.data).asarray(value, dtype=p.data.dtype)
-            self.state[name] = restored
-        self.lr = float(sd["lr"])
-        self.hyper = dict(sd["hyper"])
-        self.steps = int(sd["steps"])
+                label = f"{where}[{name!r}][{key!r}]"
+                if key not in self.slots:
+                    raise ValueError(f"{label}: expected a slot of {type(self).__name__} "
+                                     f"{list(self.slots)}")
+                host = B.to_numpy(value)
+                if host.dtype.kind not in "f" or host.dtype.itemsize < 4:
+                    raise TypeError(f"{label}: expected a float32/float64 array, got dtype "
+                                    f"{host.dtype}")
+                if tuple(host.shape) != p.shape:
+                    raise ValueError(f"{label}: expected shape {p.shape}, got "
+                                     f"{tuple(host.shape)}")
+                if not B.all_finite(host):
+                    raise ValueError(f"{label}: expected finite values, got NaN or Inf")
+                restored[key] = B.backend_of(p.data).asarray(host, dtype=p.data.dtype)
+            state[name] = restored
+        self.state = state
+        self.lr, self.hyper, self.steps = probe.lr, probe.hyper, steps
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())
@@ -162,6 +248,8 @@ def _beside(value: Array, like: Array) -> Array:
 
 class SGD(Optimizer):
     """Stochastic gradient descent with optional (Nesterov) momentum and weight decay."""
+
+    slots = ("momentum_buffer",)
 
     def __init__(self, params: ParamsLike, lr: float = 1e-2, momentum: float = 0.0,
                  dampening: float = 0.0, weight_decay: float = 0.0,
@@ -191,15 +279,12 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba) with bias correction; ``weight_decay`` is L2 on the gradient."""
 
     decoupled = False
+    slots = ("exp_avg", "exp_avg_sq")
 
     def __init__(self, params: ParamsLike, lr: float = 1e-3,
                  betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0) -> None:
-        b1, b2 = betas
-        for name, b in (("betas[0]", b1), ("betas[1]", b2)):
-            if not 0.0 <= b < 1.0:
-                raise ValueError(f"{name}: expected a value in [0, 1), got {b!r}")
-        super().__init__(params, lr, betas=[float(b1), float(b2)],
+        super().__init__(params, lr, betas=_check_betas(betas),
                          eps=_check_nonneg("eps", eps),
                          weight_decay=_check_nonneg("weight_decay", weight_decay))
 
@@ -234,6 +319,8 @@ class AdamW(Adam):
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al.), the optimizer of min-char-rnn."""
 
+    slots = ("sum",)
+
     def __init__(self, params: ParamsLike, lr: float = 1e-2, lr_decay: float = 0.0,
                  weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
                  eps: float = 1e-10) -> None:
@@ -256,6 +343,8 @@ class Adagrad(Optimizer):
 
 class RMSprop(Optimizer):
     """RMSprop (Hinton), optionally centered and with momentum."""
+
+    slots = ("square_avg", "grad_avg", "momentum_buffer")
 
     def __init__(self, params: ParamsLike, lr: float = 1e-2, alpha: float = 0.99,
                  eps: float = 1e-8, weight_decay: float = 0.0, momentum: float = 0.0,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .trainer import History
+from .files import atomic_write
+from .history import History
 
 
 def smooth(values: list[float], beta: float = 0.9) -> list[float]:
@@ -17,13 +18,22 @@ def smooth(values: list[float], beta: float = 0.9) -> list[float]:
     return out
 
 
-def plot_history(history: History, path: str | os.PathLike, title: str = "") -> Path:
-    """Training loss (raw and smoothed) and validation loss against the step."""
+def load_matplotlib():
+    """``matplotlib.pyplot`` on the headless Agg backend (imported once, up front by a
+    run that plots, so a Ctrl-C cannot land inside this slow import mid-run)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_history(history: History, path: str | os.PathLike, title: str = "",
+                 unit: str = "nats/token") -> Path:
+    """Training loss (raw and smoothed) and validation loss against the step;
+    the y axis is labelled with ``unit`` (nats/char for a character model)."""
+    plt = load_matplotlib()
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     ax.plot(history.step, history.loss, color="tab:blue", alpha=0.25, lw=0.8,
             label="training loss")
@@ -34,7 +44,7 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "") -> 
         ax.plot([s for s, _ in val], [v for _, v in val], "o-", color="tab:orange", lw=1.6,
                 ms=4, label="validation loss")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(f"loss ({unit})" if unit else "loss")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -43,12 +53,14 @@ def plot_history(history: History, path: str | os.PathLike, title: str = "") -> 
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Lay out ``fig``, write it to ``path`` (folders created) and close it."""
+    """Lay out ``fig``, write it to ``path`` atomically (folders created; the
+    format from the suffix, PNG without one) and close it."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    fmt = path.suffix[1:].lower() or "png"
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format=fmt))
+    finally:
+        plt.close(fig)

@@ -4,7 +4,7 @@ The prompt runs through the model once (one forward over its T tokens);
 then each new token costs one single-step forward from the carried state:
 
     logits_t, state = model(token_{t-1} (1, B), state)
-    p = softmax(logits_t / τ)              temperature τ (τ → 0: greedy)
+    p = softmax((logits_t - max) / τ)      temperature τ (τ → 0: greedy)
     top-k:  keep the k largest p           top-p: keep the smallest set of the
                                            largest p whose sum reaches p_top
     token_t ~ p (renormalised over what is kept)
@@ -60,13 +60,18 @@ def draw(probs: Array, generator: Generator) -> Array:
 
 def next_token(logits: Array, temperature: float = 1.0, top_k: int | None = None,
                top_p: float | None = None, generator: Generator | None = None) -> Array:
-    """logits (B, V) -> token ids (B,): greedy when temperature is 0."""
+    """logits (B, V) -> token ids (B,): greedy when temperature is 0 (or below the
+    dtype's smallest normal number, e.g. 1e-40 in float32)."""
     xp = B.namespace(logits)
     if temperature < 0:
         raise ValueError(f"temperature: expected a value >= 0, got {temperature!r}")
-    if temperature == 0:
-        return xp.argmax(logits, axis=-1)
-    probs = filter_probs(softmax(logits / temperature), top_k, top_p)
+    if temperature < xp.finfo(logits.dtype).smallest_normal:
+        return xp.argmax(logits, axis=-1)          # 0 or too small to divide by: greedy
+    # d = z - max ≤ 0 before dividing, so a tiny τ gives the argmax probability 1 (never
+    # +inf - inf = NaN); d is floored at -10⁴τ so d/τ ≥ -10⁴ cannot overflow (exp → 0)
+    d = logits - xp.max(logits, axis=-1, keepdims=True)                     # (B, V) ≤ 0
+    scaled = xp.maximum(d, -1e4 * temperature) / temperature                # (B, V)
+    probs = filter_probs(softmax(scaled), top_k, top_p)
     return draw(probs, generator or B.default_generator())
 
 

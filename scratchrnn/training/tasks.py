@@ -6,7 +6,10 @@ evaluate. The :class:`~scratchrnn.training.trainer.Trainer` only loops.
 
 * :class:`LanguageModelTask` -- TBPTT windows; the final state of each window
   is the initial state of the next (as a constant: no gradient flows back
-  across the window boundary) and is reset to zero at each epoch start.
+  across the window boundary) and is reset to zero at each epoch start. The
+  new state becomes current only in :meth:`Task.commit_step`, which the
+  trainer calls once the optimizer step is done, so a step interrupted
+  half-way leaves the carried state of the last completed step.
 * :class:`ClassificationTask` -- padded token sequences with lengths,
   shuffled per (seed, epoch); evaluation reports loss and accuracy.
 * :class:`RegressionTask` -- real-valued series (T, N, I) with targets
@@ -49,6 +52,10 @@ class Task:
     def start_epoch(self) -> None:
         """Called before the first batch of every epoch."""
 
+    def commit_step(self) -> None:
+        """Called once a step's optimizer update is done: make state that
+        :meth:`train_step` computed (e.g. the carried TBPTT state) current."""
+
     def train_step(self, model: Module, batch: Any) -> StepResult:  # pragma: no cover
         raise NotImplementedError
 
@@ -76,16 +83,20 @@ class LanguageModelTask(Task):
         self.max_val_windows = max_val_windows
         self.loss = CrossEntropyLoss()
         self.state: Any = None        # carried across windows: h_n or (h_n, c_n)
+        self.next_state: Any = None   # the running step's h_n, current after commit_step
 
     def batches(self, epoch: int) -> Sequence[int]:
         return range(len(self.train))
 
     def start_epoch(self) -> None:
-        self.state = None
+        self.state = self.next_state = None
+
+    def commit_step(self) -> None:
+        self.state = self.next_state
 
     def train_step(self, model: Module, batch: int) -> StepResult:
         w = self.train.window(batch)
-        logits, self.state = model(w.x, self.state)                       # (L, B, V)
+        logits, self.next_state = model(w.x, self.state)                  # (L, B, V)
         loss = self.loss(logits, w.y)
         model.backward(self.loss.backward())
         return StepResult(B.to_scalar(loss), int(w.y.shape[0] * w.y.shape[1]))
@@ -115,6 +126,7 @@ class LanguageModelTask(Task):
         n = sum(1 for k in arrays if k.startswith("state"))
         parts = [backend.asarray(arrays[f"state{i}"]) for i in range(n)]
         self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)
+        self.next_state = self.state
 
 
 class ClassificationTask(Task):

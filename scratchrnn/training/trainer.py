@@ -4,34 +4,54 @@ One step::
 
     lr_t = schedule(t);  zero_grad
     loss = task.train_step(model, batch)      forward, loss, backward
-    stop if loss is NaN/Inf
+    stop if loss is NaN/Inf or > explode_factor x the run's first loss
+    (the step's gradients are complete here: a data-parallel all-reduce goes here)
     ‖g‖ = clip_grad_norm_(params, clip)       the norm before clipping
     stop if ‖g‖ is NaN/Inf
-    optimizer.step();  t ← t + 1
+    --- commit (Ctrl-C is held until it is done) ---
+    optimizer.step();  task.commit_step();  t ← t + 1
+    stop if a weight became NaN/Inf
 
 Every ``eval_every`` steps the task evaluates (validation loss, accuracy for
-classifiers); every ``checkpoint_every`` steps a checkpoint is written. The
-run ends at ``max_steps``, after ``epochs`` passes or after ``max_seconds``.
+classifiers); every ``save_every`` steps a checkpoint is written. The run ends
+at ``max_steps``, after ``epochs`` passes or after ``max_seconds``.
 
-A non-finite loss or gradient norm stops the run *before* the optimizer step,
-raising :class:`TrainingDiverged`; the weights and the last checkpoint on
-disk are those of the last good step.
+A non-finite or exploding loss, a non-finite gradient norm or non-finite
+weights stop the run, raising :class:`TrainingDiverged`; a checkpoint is
+never written with non-finite weights or optimizer state, so the last one on
+disk is the last good one. Floating-point warnings of NumPy are silenced
+inside the loop: these checks handle the condition.
+
+Interrupts: Ctrl-C (``KeyboardInterrupt``) during the forward/backward part
+of a step rolls the random generators back to the step's start; during the
+commit it is held until the commit is done. Either way the trainer is left
+exactly at the last completed step, so ``save`` then ``load`` + ``fit``
+continues bit for bit. An interrupt during validation leaves no validation
+entry for that step.
 
 Resuming: a checkpoint written by :meth:`Trainer.save` holds the weights,
 the optimizer state, the step, the epoch and the position in it, the carried
 TBPTT state, the random generators' states and the history, so
 ``Trainer.load`` followed by ``fit`` continues exactly (bit for bit) where an
 uninterrupted run would be.
+
+Files (``out_dir``; see :mod:`.run_files`): every file the trainer writes
+gets its path from :meth:`Trainer._out`, or is written by :meth:`Trainer.save`;
+both write nothing when ``writes_files`` is false (the one switch a
+data-parallel run turns off on every rank but rank 0).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-import sys
+import signal
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +59,18 @@ from .. import backend as B
 from ..backend import Generator
 from ..data.vocab import Vocab
 from ..nn.module import Module
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from . import run_files as files
+from .checkpoint import Checkpoint, NonFiniteState, load_checkpoint, save_checkpoint
 from .clip import clip_grad_norm_, grad_norm
+from .history import History
 from .optim import Optimizer
+from .progress import Progress
 from .schedules import Schedule
 from .tasks import Task
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss or the gradients became NaN/Inf."""
+    """The loss, the gradients or the weights became NaN/Inf, or the loss exploded."""
 
 
 @dataclass
@@ -57,11 +80,22 @@ class TrainConfig:
     max_seconds: float | None = None   # ... or after this much wall-clock time
     clip: float | None = 5.0           # max global gradient norm (None: no clipping)
     eval_every: int = 0                # validate every N steps (0: only at the end)
-    checkpoint_every: int = 0          # write a checkpoint every N steps (0: never mid-run)
-    checkpoint_path: str | None = None  # where (also the end-of-run checkpoint)
-    progress: bool | None = None       # progress bar: None = only on a terminal
+    save_every: int = 0                # write a checkpoint every N steps (0: never mid-run)
+    checkpoint_path: str | None = None  # where (default with out_dir: out_dir/checkpoint.npz)
+    out_dir: str | None = None         # checkpoint, best.npz, metrics.csv, history.json, loss.png
+    progress: bool | None = None       # progress bar: None = only on a terminal; False = silent
+    log_every: int = 0                 # one progress line per N steps when stdout is no terminal
+    explode_factor: float | None = 1e3  # stop when the loss exceeds this x the first loss
+    plot_title: str = ""               # loss.png's title
+    loss_unit: str = "nats/token"      # loss.png's y unit (nats/char for characters)
+    checkpoint_every: int | None = None  # deprecated name of save_every
 
     def __post_init__(self) -> None:
+        if self.checkpoint_every is not None:
+            warnings.warn("TrainConfig(checkpoint_every=...) is deprecated; use save_every "
+                          "(checkpoint_every names BPTT segment replay on the layers)",
+                          DeprecationWarning, stacklevel=3)
+            self.save_every, self.checkpoint_every = self.checkpoint_every, None
         if self.max_steps is None and self.epochs is None and self.max_seconds is None:
             raise ValueError("max_steps, epochs, max_seconds: expected at least one budget, "
                              "got none")
@@ -69,27 +103,37 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or v < 1):
                 raise ValueError(f"{name}: expected a positive int, got {v!r}")
+        for name in ("eval_every", "save_every", "log_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise ValueError(f"{name}: expected an int >= 0, got {v!r}")
         if self.clip is not None and not self.clip > 0:
             raise ValueError(f"clip: expected a number > 0 or None, got {self.clip!r}")
+        if self.explode_factor is not None and not self.explode_factor > 1:
+            raise ValueError(f"explode_factor: expected a number > 1 or None, got "
+                             f"{self.explode_factor!r}")
+        if self.checkpoint_path is None and self.out_dir is not None:
+            self.checkpoint_path = str(Path(self.out_dir) / files.CHECKPOINT)
 
 
-@dataclass
-class History:
-    """Everything measured, step by step (plain lists, JSON-ready)."""
+@contextlib.contextmanager
+def _hold_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then raise ``KeyboardInterrupt``.
 
-    step: list[int] = field(default_factory=list)
-    loss: list[float] = field(default_factory=list)
-    lr: list[float] = field(default_factory=list)
-    grad_norm: list[float] = field(default_factory=list)
-    tokens_per_s: list[float] = field(default_factory=list)
-    val: list[dict[str, float]] = field(default_factory=list)   # each with its "step"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: list(getattr(self, k)) for k in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> History:
-        return cls(**{k: list(d.get(k, [])) for k in cls.__dataclass_fields__})
+    Only in the main thread and while Python's default handler is installed
+    (a program with its own handler keeps it)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    caught: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 class Trainer:
@@ -113,6 +157,13 @@ class Trainer:
         self.history = History()
         self.last_checkpoint: Path | None = None
         self.elapsed = 0.0       # seconds spent in fit(), across resumes
+        self.tokens_seen = 0     # items trained on (characters, sequences), across resumes
+        self.best_val: float | None = None    # best validation loss so far
+        self.writes_files = True  # False on data-parallel ranks other than 0
+        self._fit_start: float | None = None
+        self._fit_steps = 0
+        self._row: dict[str, Any] | None = None      # the last step's metrics.csv row
+        self._metrics: files.MetricsCSV | None = None
 
     # ---- the loop ------------------------------------------------------- #
     def _done(self, start: float) -> bool:
@@ -121,100 +172,223 @@ class Trainer:
                 or (c.epochs is not None and self.epoch >= c.epochs)
                 or (c.max_seconds is not None and time.perf_counter() - start >= c.max_seconds))
 
-    def _progress(self) -> Any:
-        from tqdm.auto import tqdm
+    def run_seconds(self) -> float:
+        """Seconds spent training in this run, all sessions (resumes) together."""
+        now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
+        return self.elapsed + now
 
-        show = self.config.progress
-        if show is None:
-            show = sys.stderr.isatty()
-        total = self.config.max_steps
-        return tqdm(total=total, initial=self.step if total else 0, disable=not show,
-                    unit="step", dynamic_ncols=True, leave=True)
+    def total_steps(self) -> int | None:
+        """The step at which the step or epoch budget ends (None: time only)."""
+        c = self.config
+        ends = []
+        if c.max_steps is not None:
+            ends.append(c.max_steps)
+        if c.epochs is not None:
+            n = len(self.task.batches(self.epoch))
+            ends.append(self.step + (c.epochs - self.epoch) * n - self.position)
+        return min(ends) if ends else None
+
+    def eta_seconds(self) -> float | None:
+        """Seconds left under the binding budget, from this session's pace."""
+        c = self.config
+        if self._fit_start is None:
+            return None
+        spent = time.perf_counter() - self._fit_start
+        left = []
+        total = self.total_steps()
+        if total is not None and self._fit_steps:
+            left.append((total - self.step) * spent / self._fit_steps)
+        if c.max_seconds is not None:
+            left.append(c.max_seconds - spent)
+        return max(min(left), 0.0) if left else None
 
     def fit(self) -> History:
         """Train until the budget is spent; returns the history."""
         self.model.train()
         c = self.config
-        start = time.perf_counter()
-        bar = self._progress()
+        start = self._fit_start = time.perf_counter()
+        self._fit_steps = 0
+        progress: Progress | None = None
         try:
-            while not self._done(start):
-                batches = self.task.batches(self.epoch)
-                if self.position == 0:
-                    self.task.start_epoch()
-                while self.position < len(batches) and not self._done(start):
-                    self._one_step(batches[self.position], bar)
-                    if c.eval_every and self.step % c.eval_every == 0:
-                        self.evaluate()
-                    if c.checkpoint_every and c.checkpoint_path and \
-                            self.step % c.checkpoint_every == 0:
-                        self.save(c.checkpoint_path)
-                if self.position >= len(batches):
-                    self.epoch, self.position = self.epoch + 1, 0
+            progress = Progress(self)
+            self._files_open()
+            with B.quiet_float_errors():
+                stop = self._done(start)
+                while not stop:
+                    batches = self.task.batches(self.epoch)
+                    if len(batches) == 0:
+                        raise ValueError(f"task: no batches in epoch {self.epoch}")
+                    if self.position == 0:
+                        self.task.start_epoch()
+                    epoch = self.epoch
+                    while self.epoch == epoch and not stop:
+                        self._one_step(batches[self.position], len(batches), progress)
+                        stop = self._done(start)
+                        if stop or (c.eval_every and self.step % c.eval_every == 0):
+                            self.evaluate()     # always after the last step
+                        self._flush_row()
+                        if c.save_every and c.checkpoint_path and \
+                                self.step % c.save_every == 0:
+                            self.save(c.checkpoint_path)
+                if not self.history.val or self.history.val[-1]["step"] != self.step:
+                    self.evaluate()
+                    self._flush_row()
         finally:
-            bar.close()
-            self.elapsed += time.perf_counter() - start
-        if not self.history.val or self.history.val[-1]["step"] != self.step:
-            self.evaluate()
+            self._flush_row()
+            if progress is not None:
+                progress.close()
+            self.elapsed = self.run_seconds()
+            self._fit_start = None
+            if self._metrics is not None:
+                self._metrics.close()
+                self._metrics = None
         return self.history
 
-    def _one_step(self, batch: Any, bar: Any) -> None:
+    def _one_step(self, batch: Any, n_batches: int, progress: Progress) -> None:
         B.adapt_blas_threads()          # BLAS threads follow the machine's load (blas_threads.py)
         t0 = time.perf_counter()
         lr = self.schedule(self.step) if self.schedule is not None else self.optimizer.lr
         self.optimizer.lr = lr
-        self.optimizer.zero_grad()
-        result = self.task.train_step(self.model, batch)
-        if not math.isfinite(result.loss):
-            self._diverged(f"the loss is {result.loss}")
-        params = self.optimizer.params
-        norm = clip_grad_norm_(params, self.config.clip) if self.config.clip \
-            else grad_norm(params)
-        if not math.isfinite(norm):
-            self._diverged(f"the gradient norm is {norm}")
-        self.optimizer.step()
-        self.step += 1
-        self.position += 1
-        tps = result.tokens / max(time.perf_counter() - t0, 1e-9)
-        h = self.history
-        h.step.append(self.step)
-        h.loss.append(result.loss)
-        h.lr.append(lr)
-        h.grad_norm.append(norm)
-        h.tokens_per_s.append(tps)
-        bar.update(1)
-        bar.set_postfix(loss=f"{result.loss:.3f}", lr=f"{lr:.2e}", gnorm=f"{norm:.2f}",
-                        tok_s=f"{tps:,.0f}", refresh=False)
+        rng_start = {k: g.get_state() for k, g in self._rngs().items()}
+        try:
+            self.optimizer.zero_grad()
+            result = self.task.train_step(self.model, batch)
+            self._check_loss(result.loss)
+            # The step's gradients are complete here (a data-parallel all-reduce goes here).
+            params = self.optimizer.params
+            norm = clip_grad_norm_(params, self.config.clip) if self.config.clip \
+                else grad_norm(params)
+            if not math.isfinite(norm):
+                self._diverged(f"the gradient norm is {norm}")
+        except BaseException:       # Ctrl-C or a stop: back to the last completed step
+            for k, g in self._rngs().items():
+                if k in rng_start:
+                    g.set_state(rng_start[k])
+            raise
+        with _hold_interrupt():     # the commit: all of it or none of it
+            self.optimizer.step()
+            self.task.commit_step()
+            self.step += 1
+            self.position += 1
+            if self.position >= n_batches:
+                self.epoch, self.position = self.epoch + 1, 0
+            self.tokens_seen += result.tokens
+            self._fit_steps += 1
+            tps = result.tokens / max(time.perf_counter() - t0, 1e-9)
+            h = self.history
+            h.step.append(self.step)
+            h.loss.append(result.loss)
+            h.lr.append(lr)
+            h.grad_norm.append(norm)
+            h.tokens_per_s.append(tps)
+        self._row = {"step": self.step, "elapsed_s": round(self.run_seconds(), 3),
+                     "train_loss": result.loss, "lr": lr, "grad_norm": norm,
+                     "tokens_per_s": round(tps, 1)}
+        self._check_weights()
+        progress.step_done(result.loss, lr, norm, tps)
         if self.on_step is not None:
             self.on_step(self)
 
-    def _diverged(self, what: str) -> None:
+    def _check_loss(self, loss: float) -> None:
+        if not math.isfinite(loss):
+            self._diverged(f"the loss is {loss}")
+        f = self.config.explode_factor
+        first = self.history.loss[0] if self.history.loss else None
+        if f is not None and first is not None and first > 0 and loss > f * first:
+            self._diverged(f"the loss {loss:.4g} exploded (more than {f:g}x the first "
+                           f"step's {first:.4g})")
+
+    def _check_weights(self) -> None:
+        bad = [n for n, p in self.model.named_parameters()
+               if not bool(B.namespace(p.data).all(B.namespace(p.data).isfinite(p.data)))]
+        if bad:
+            self._diverged(f"its update made {', '.join(bad[:3])} non-finite", after=True)
+
+    def _diverged(self, what: str, after: bool = False) -> None:
         where = (f"the last good checkpoint is kept at {self.last_checkpoint}"
                  if self.last_checkpoint else "no checkpoint was written")
+        if after:
+            raise TrainingDiverged(f"training stopped at step {self.step}: {what} (NaN/Inf); "
+                                   f"{where}. Try a lower --lr or a smaller --clip.")
         raise TrainingDiverged(
             f"training stopped at step {self.step + 1}: {what}; the weights are those after "
             f"step {self.step} and {where}. Try a lower --lr or a smaller --clip.")
 
     def evaluate(self) -> dict[str, float]:
-        metrics = self.task.evaluate(self.model)
+        """Validate; record the result, keep the best weights, refresh the files."""
+        with B.quiet_float_errors():
+            metrics = self.task.evaluate(self.model)
         if metrics:
             self.history.val.append({"step": self.step, **metrics})
+            if self._row is not None and self._row["step"] == self.step:
+                self._row.update(metrics)
+            val = metrics.get("val_loss")
+            if val is not None and math.isfinite(val) and \
+                    (self.best_val is None or val < self.best_val):
+                self._save_best(val)
+                self.best_val = val         # only once best.npz holds it
+            self._refresh_files()
             if self.on_eval is not None:
                 self.on_eval(self, metrics)
         return metrics
+
+    # ---- files (rank 0 only: see writes_files) -------------------------- #
+    def _out(self, name: str) -> Path | None:
+        d = self.config.out_dir
+        return None if d is None or not self.writes_files else Path(d) / name
+
+    def _files_open(self) -> None:
+        path = self._out(files.METRICS)
+        if path is not None:
+            files.prepare_plot()
+            self._metrics = files.MetricsCSV(path, keep_until_step=self.step)
+
+    def _flush_row(self) -> None:
+        if self._row is not None and self._metrics is not None:
+            self._metrics.write(self._row)
+        self._row = None
+
+    def _refresh_files(self) -> None:
+        """history.json and loss.png, as they stand now."""
+        path = self._out(files.HISTORY)
+        if path is not None:
+            files.write_history(path, self.history)
+            files.write_plot(self._out(files.PLOT), self.history, self.config.plot_title,
+                             self.config.loss_unit)
+
+    def _save_best(self, val: float) -> None:
+        path = self._out(files.BEST)
+        if path is not None:
+            info = {**self.info, "best": {"step": self.step, "val_loss": val}}
+            save_checkpoint(path, self.model, None, vocab=self.vocab, step=self.step, info=info)
+
+    def write_outputs(self) -> None:
+        """Write history.json and loss.png now (e.g. after an interrupt)."""
+        self._refresh_files()
 
     # ---- checkpoints ---------------------------------------------------- #
     def _rngs(self) -> dict[str, Generator]:
         return {"default": B.default_generator(), **self.generators}
 
-    def save(self, path: str | os.PathLike) -> Path:
-        info = {**self.info, "trainer": {"epoch": self.epoch, "position": self.position,
-                                         "elapsed": self.elapsed},
+    def save(self, path: str | os.PathLike) -> Path | None:
+        """Write a checkpoint (refused, as :class:`TrainingDiverged`, when a weight or
+        the optimizer state is NaN/Inf); nothing, returning None, unless ``writes_files``."""
+        if not self.writes_files:
+            return None
+        info = {**self.info,
+                "trainer": {"epoch": self.epoch, "position": self.position,
+                            "elapsed": self.run_seconds(), "tokens_seen": self.tokens_seen,
+                            "best_val": self.best_val},
                 "history": self.history.to_dict()}
-        self.last_checkpoint = save_checkpoint(
-            path, self.model, self.optimizer, vocab=self.vocab, step=self.step,
-            rng={k: g.get_state() for k, g in self._rngs().items()}, info=info,
-            arrays=self.task.state_arrays())
+        try:
+            self.last_checkpoint = save_checkpoint(
+                path, self.model, self.optimizer, vocab=self.vocab, step=self.step,
+                rng={k: g.get_state() for k, g in self._rngs().items()}, info=info,
+                arrays=self.task.state_arrays())
+        except NonFiniteState as err:
+            kept = (f"the last good checkpoint is kept at {self.last_checkpoint}"
+                    if self.last_checkpoint else "no checkpoint was written")
+            raise TrainingDiverged(f"{err}; {kept}") from None
         return self.last_checkpoint
 
     def load(self, path: str | os.PathLike | Checkpoint) -> Checkpoint:
@@ -235,6 +409,9 @@ class Trainer:
         self.step = ck.step
         self.epoch, self.position = int(t.get("epoch", 0)), int(t.get("position", 0))
         self.elapsed = float(t.get("elapsed", 0.0))
+        self.tokens_seen = int(t.get("tokens_seen", 0))
+        best = t.get("best_val")
+        self.best_val = None if best is None else float(best)
         self.history = History.from_dict(ck.info.get("history", {}))
         self.task.load_state_arrays(ck.arrays, self.model.backend)
         self.last_checkpoint = ck.path
