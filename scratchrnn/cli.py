@@ -127,7 +127,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     t.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm",
                    help="recurrent cell")
     t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units")
-    t.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
+    t.add_argument("--layers", type=_positive_int, default=None,
+                   help="stacked layers (default: 1, or 2 when the budget covers more than 12 "
+                   "passes over the text)")
     t.add_argument("--embedding", type=int, default=0,
                    help="embedding size; 0 = one-hot characters")
     t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=None,
@@ -135,7 +137,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    "0.2 when the budget covers more than 12 passes over the text)")
     t.add_argument("--seq-len", type=_positive_int, default=64, help="TBPTT window")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams")
-    t.add_argument("--lr", type=_positive, default=3e-3, help="learning rate")
+    t.add_argument("--lr", type=_positive, default=None,
+                   help="learning rate (default: 3e-3, or 2e-3 when the budget covers more "
+                   "than 12 passes over the text)")
     t.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "adagrad", "rmsprop"),
                    default="adam", help="optimizer")
     t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
@@ -500,19 +504,28 @@ def _write_outputs(trainer: Any) -> None:
 
 def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int | None,
                           minutes: float | None) -> str:
-    """--dropout and --schedule, where not given, by the passes the budget will make over the
-    text (scratchrnn/training/defaults.py); returns a line saying what was picked."""
+    """--layers, --lr, --dropout and --schedule, where not given, by the passes the budget
+    will make over the text (scratchrnn/training/defaults.py); returns a line saying what
+    was picked."""
     from .training.defaults import budget_defaults
 
     train_chars = int(text_chars * (1.0 - args.val_fraction))
     picked = budget_defaults(train_chars, args.batch_size, args.seq_len, steps, minutes)
     chosen = []
+    if args.layers is None:
+        args.layers = picked.layers
+        if picked.layers != 1:
+            chosen.append(f"{args.layers} layers")
+    if args.lr is None:
+        args.lr = picked.lr
+        if picked.lr != 3e-3:
+            chosen.append(f"learning rate {args.lr:g}")
     if args.dropout is None:
         args.dropout = picked.dropout
         chosen.append(f"dropout {args.dropout:g}")
     if args.schedule is None:
         args.schedule = picked.schedule
-        chosen.append(f"{args.schedule} learning rate")
+        chosen.append(f"{args.schedule} schedule")
     return (f"defaults for about {picked.passes:.0f} passes over the text: "
             + ", ".join(chosen)) if chosen else ""
 

@@ -31,6 +31,7 @@ def test_expected_passes():
 def test_budget_defaults(chars, steps, minutes, dropout, schedule):
     got = budget_defaults(chars, 32, 64, steps, minutes)
     assert (got.dropout, got.schedule) == (dropout, schedule)
+    assert (got.layers, got.lr) == ((2, 2e-3) if dropout else (1, 3e-3))
 
 
 @pytest.fixture
@@ -51,15 +52,20 @@ def train(text_file, out, *extra: str) -> int:
 def test_many_passes_regularise_unless_the_user_chose(tmp_path, text_file, capsys):
     # 40 steps × 32 characters over about 1,300 training characters: about 1 pass
     assert train(text_file, tmp_path / "a", "--steps", "40") == 0
-    assert load_checkpoint(tmp_path / "a" / "checkpoint.npz").model_config["dropout"] == 0.0
-    # 800 steps: about 20 passes -> dropout 0.2 and the plateau schedule, and it says so
+    config = load_checkpoint(tmp_path / "a" / "checkpoint.npz").model_config
+    assert (config["dropout"], config["num_layers"]) == (0.0, 1)
+    # 800 steps: about 20 passes -> 2 layers, lr 2e-3, dropout 0.2, plateau, and it says so
     assert train(text_file, tmp_path / "b", "--steps", "800", "--eval-every", "200") == 0
-    assert load_checkpoint(tmp_path / "b" / "checkpoint.npz").model_config["dropout"] == 0.2
-    assert "defaults for about 20 passes over the text: dropout 0.2, plateau learning rate" \
-        in capsys.readouterr().out
+    ck = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
+    assert (ck.model_config["dropout"], ck.model_config["num_layers"]) == (0.2, 2)
+    assert ck.info["run"]["lr"] == 2e-3
+    assert ("defaults for about 20 passes over the text: 2 layers, learning rate 0.002, "
+            "dropout 0.2, plateau schedule") in capsys.readouterr().out
     assert train(text_file, tmp_path / "c", "--steps", "800", "--eval-every", "200",
-                 "--dropout", "0", "--schedule", "constant") == 0
-    assert load_checkpoint(tmp_path / "c" / "checkpoint.npz").model_config["dropout"] == 0.0
+                 "--dropout", "0", "--schedule", "constant", "--layers", "1",
+                 "--lr", "0.003") == 0
+    ck = load_checkpoint(tmp_path / "c" / "checkpoint.npz")
+    assert (ck.model_config["dropout"], ck.model_config["num_layers"]) == (0.0, 1)
     assert "defaults for" not in capsys.readouterr().out
 
 
