@@ -147,6 +147,17 @@ def test_auto_without_proc_stat_leaves_blas_alone():
     assert policy.policy == "off" and sets == []
 
 
+def test_auto_gives_up_on_a_blas_it_cannot_steer():
+    def cannot(n: int) -> None:
+        raise RuntimeError("threads: cannot set")
+
+    m = FakeMachine([1.0, 1.0])
+    policy = bt.ThreadPolicy("auto", interval=0.0, sample=m.sample, set_threads=cannot,
+                             get_threads=lambda: None, cores=2)
+    assert [policy.tick() for _ in range(3)] == [None] * 3      # training goes on
+    assert policy.policy == "off"
+
+
 @pytest.mark.parametrize("policy, sets", [(3, [3]), ("off", [])])
 def test_fixed_and_off_set_once_and_never_adapt(policy, sets):
     got: list[int] = []

@@ -287,7 +287,11 @@ class ThreadPolicy:
         want = threads_for(self.others, self.cores, self.most)
         if want == self.threads:
             return None
-        self._set(want)
+        try:
+            self._set(want)
+        except RuntimeError:                   # a BLAS we cannot steer: leave it alone
+            self.policy = "off"
+            return None
         self.threads = want
         return want
 
