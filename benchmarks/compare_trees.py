@@ -30,7 +30,7 @@ import scratchrnn as sr
 cell, T, B, I, H, dtype, repeats, clock = sys.argv[1:]
 now = time.process_time if clock == "cpu" else time.perf_counter
 T, B, I, H, repeats = int(T), int(B), int(I), int(H), int(repeats)
-cls = {"rnn": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
+cls = {"rnn_tanh": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
 model = cls(I, H, dtype=dtype)
 x = np.random.default_rng(0).standard_normal((T, B, I)).astype(dtype)
 d_out = np.ones((T, B, H), dtype=dtype)
@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{os.getloadavg()[0]:.2f}")
     print("| cell | shape | before ms | after ms | after / before |")
     print("|---|---|---|---|---|")
-    for cell in args.cells.split(","):
-        assert cell in GATES
+    from scratchrnn.cells import cell_name
+
+    for cell in (cell_name(c, GATES, "--cells") for c in args.cells.split(",")):
         for shape in args.shapes.split(","):
             times: dict[str, list[float]] = {"before": [], "after": []}
             for r in range(args.rounds):

@@ -12,7 +12,7 @@ and at TF32 (both on). GPU timings need no process isolation: each timing is
 the median of ``--repeats`` calls, synchronised, after warm-up. The ratio is
 cuDNN's time over ours (above 1: ours is faster).
 
-    python benchmarks/gpu_layers.py [--cells lstm,gru,rnn] [--shapes small,mid,large,xl,batch1]
+    python benchmarks/gpu_layers.py [--cells lstm,gru,rnn_tanh] [--shapes small,mid,large,xl,batch1]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def bench(cell: str, shape: str, tf32: bool, repeats: int) -> dict:
     r_np = rng.standard_normal((T, B, H)).astype("float32")
     res = {"cell": cell, "shape": shape, "precision": "tf32" if tf32 else "fp32"}
 
-    tcls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    tcls = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
     tm = tcls(I, H).cuda()
     tx = torch.tensor(x_np, device="cuda", requires_grad=True)
     tr = torch.tensor(r_np, device="cuda")
@@ -77,7 +77,7 @@ def bench(cell: str, shape: str, tf32: bool, repeats: int) -> dict:
     res["cudnn_step"] = timed(t_step, torch.cuda.synchronize, repeats)
     res["cudnn_fwd"] = timed(t_fwd, torch.cuda.synchronize, repeats)
 
-    cls = {"rnn": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
+    cls = {"rnn_tanh": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
     x, r = cupy.asarray(x_np), cupy.asarray(r_np)
     sync = cupy.cuda.Device().synchronize
     for engine in ("auto", "cupy"):
@@ -107,7 +107,8 @@ def bench(cell: str, shape: str, tf32: bool, repeats: int) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cells", default="lstm,gru,rnn")
+    ap.add_argument("--cells", default="lstm,gru,rnn_tanh",
+                    help="comma list of lstm, gru, rnn_tanh (alias rnn)")
     ap.add_argument("--shapes", default=",".join(SHAPES))
     ap.add_argument("--precisions", default="fp32,tf32")
     ap.add_argument("--repeats", type=int, default=20)
@@ -117,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| cell | shape | precision | cuDNN step ms | ours step ms | ratio | eager step ms "
           "| cuDNN fwd ms | ours fwd ms | fwd ratio | max rel err dW_hh |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for cell in args.cells.split(","):
+    from scratchrnn.cells import cell_name
+
+    for cell in (cell_name(c, ("lstm", "gru", "rnn_tanh"), "--cells")      # 'rnn' = rnn_tanh
+                 for c in args.cells.split(",")):
         for shape in args.shapes.split(","):
             for prec in args.precisions.split(","):
                 r = bench(cell, shape, prec == "tf32", args.repeats)

@@ -39,7 +39,7 @@ SHAPES = {  # name: (T, B, I, H)
     "xl": (50, 256, 1024, 1024),
     "long": (2000, 16, 64, 128),   # --long: checkpointed BPTT vs the normal path
 }
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}   # scratchrnn.cells names
 IMPLS = ("ours", "portable", "torch", "naive", "ceiling")
 LONG_IMPLS = ("ours", "ours_ckpt", "portable", "portable_ckpt")
 
@@ -103,7 +103,7 @@ def worker(impl: str, cell: str, shape: str, dtype: str, threads: int, backend: 
 
             torch.set_num_threads(threads)
             dev = "cuda" if backend == "cupy" else "cpu"
-            cls = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+            cls = {"rnn_tanh": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
             model = cls(I, H).to(device=dev, dtype=getattr(torch, dtype))
             x = torch.randn(T, B, I, device=dev, dtype=getattr(torch, dtype), requires_grad=True)
 
@@ -130,7 +130,7 @@ def worker(impl: str, cell: str, shape: str, dtype: str, threads: int, backend: 
         else:
             import scratchrnn as sr
 
-            cls = {"rnn": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
+            cls = {"rnn_tanh": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}[cell]
             model = cls(I, H, dtype=dtype, device="cuda" if backend == "cupy" else "cpu",
                         checkpoint_every=True if impl.endswith("_ckpt") else None,
                         engine="auto" if impl.startswith("ours") else "reference")
@@ -207,7 +207,8 @@ def _mb(n: float | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shapes", default=None, help="comma list of " + ",".join(SHAPES))
-    ap.add_argument("--cells", default="rnn,gru,lstm")
+    ap.add_argument("--cells", default="rnn_tanh,gru,lstm",
+                    help="comma list of rnn_tanh (alias rnn), gru, lstm")
     ap.add_argument("--impls", default=",".join(IMPLS))
     ap.add_argument("--rounds", type=int, default=3, help="fresh processes per implementation")
     ap.add_argument("--repeats", type=int, default=5, help="timed steps per process")
@@ -233,6 +234,10 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     blas_line = blas_env.apply(args.openblas_coretype)
+    # after blas_env, which must run before anything imports numpy
+    from scratchrnn.cells import cell_name
+
+    cells = [cell_name(c, GATES, "--cells") for c in cells]       # 'rnn' -> 'rnn_tanh'
     impls = args.impls.split(",")
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for shape in shapes:

@@ -16,11 +16,11 @@ def _sigmoid(a: np.ndarray) -> np.ndarray:
 
 
 class NaiveRNN:
-    """cell: 'rnn' (tanh), 'gru' or 'lstm'; weights stored as W_x (I, G·H), W_h (H, G·H)."""
+    """cell: 'rnn_tanh', 'gru' or 'lstm'; weights stored as W_x (I, G·H), W_h (H, G·H)."""
 
     def __init__(self, cell: str, I: int, H: int, dtype: str = "float32", seed: int = 0,
                  xp=np) -> None:
-        G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+        G = {"rnn_tanh": 1, "gru": 3, "lstm": 4}[cell]
         rng = np.random.default_rng(seed)
         k = 1.0 / np.sqrt(H)
         self.cell, self.H, self.G, self.xp = cell, H, G, xp
@@ -39,7 +39,7 @@ class NaiveRNN:
             xt = x[t]
             ax = xt @ self.Wx + self.bx
             ah = h @ self.Wh + self.bh
-            if self.cell == "rnn":
+            if self.cell == "rnn_tanh":
                 h_new = xp.tanh(ax + ah)
                 self.caches.append((xt, h, h_new))
             elif self.cell == "gru":
@@ -73,7 +73,7 @@ class NaiveRNN:
         dc_next = xp.zeros((B, H), dtype=dout.dtype)
         for t in reversed(range(T)):
             dh = dout[t] + dh_next
-            if self.cell == "rnn":
+            if self.cell == "rnn_tanh":
                 xt, h_prev, h = self.caches[t]
                 dax = dah = dh * (1 - h * h)
                 dh_next = dah @ self.Wh.T

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(SENTENCES)} sentences of {width} characters, {len(vocab)} distinct characters")
 
     # Model: one-hot characters -> RNN(12, tanh) -> Linear over the characters.
-    model = LanguageModel(len(vocab), hidden_size=args.hidden, num_layers=1, cell="rnn",
+    model = LanguageModel(len(vocab), hidden_size=args.hidden, num_layers=1, cell="rnn_tanh",
                           embedding_dim=None, device=backend)
     optimizer = Adam(model.named_parameters(), lr=args.lr)
     loss_fn = S.CrossEntropyLoss()

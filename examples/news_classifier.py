@@ -42,7 +42,7 @@ from scratchrnn.training.tasks import ClassificationTask
 from scratchrnn.training.trainer import History, TrainConfig, Trainer
 
 VARIANTS = {
-    "a": ("(a) RNN, mean of the valid steps", "rnn", "mean", True),
+    "a": ("(a) RNN, mean of the valid steps", "rnn_tanh", "mean", True),
     "b": ("(b) LSTM, last padded step", "lstm", "last", False),
     "c": ("(c) LSTM with lengths (packed)", "lstm", "last", True),
 }

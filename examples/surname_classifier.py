@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items):,} surnames in {len(languages)} languages: {len(train):,} for training, "
           f"{len(val):,} held out; e.g. {train_names[0][0]!r} ({languages[train_names[0][1]]})")
 
-    variants = [("RNN", "rnn", "last"), ("GRU", "gru", "last"),
+    variants = [("RNN", "rnn_tanh", "last"), ("GRU", "gru", "last"),
                 ("GRU + attention", "gru", "attention")]
     if args.lstm:
         variants.append(("LSTM", "lstm", "last"))

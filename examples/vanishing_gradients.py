@@ -35,6 +35,7 @@ import _common
 
 import scratchrnn as S
 from scratchrnn.backend import Generator
+from scratchrnn.cells import cell_arg
 from scratchrnn.models import SequenceRegressor
 from scratchrnn.training import Adam
 from scratchrnn.training.plots import save_figure
@@ -42,7 +43,7 @@ from scratchrnn.training.tasks import RegressionTask
 from scratchrnn.training.trainer import History, TrainConfig, Trainer
 
 BASELINE = 2.0 / 12.0          # MSE of always answering 1.0: the variance of U(0,1) + U(0,1)
-CELLS = {"rnn": "vanilla RNN", "gru": "GRU", "lstm": "LSTM"}
+CELLS = {"rnn_tanh": "vanilla RNN", "gru": "GRU", "lstm": "LSTM"}
 
 
 def adding_problem(n: int, T: int, gen: Generator, backend: S.backend.Backend
@@ -90,8 +91,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = _common.parser(__doc__)
     p.add_argument("--lengths", type=int, nargs="+", default=[50, 100],
                    help="sequence lengths T")
-    p.add_argument("--cells", nargs="+", choices=tuple(CELLS), default=list(CELLS),
-                   help="recurrent cells to compare")
+    p.add_argument("--cells", nargs="+", type=cell_arg, choices=tuple(CELLS),
+                   default=list(CELLS), help="recurrent cells to compare ('rnn' is an alias of "
+                   "rnn_tanh)")
     p.add_argument("--hidden", type=int, default=64, help="hidden units (every cell)")
     p.add_argument("--batch-size", type=int, default=64, help="sequences per step")
     p.add_argument("--lr", type=float, default=0.003, help="Adam learning rate")

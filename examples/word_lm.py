@@ -25,8 +25,9 @@ from pathlib import Path
 
 import _common
 
+from scratchrnn.cells import cell_arg
 from scratchrnn.data import Vocab, load_tinyshakespeare, split_stream
-from scratchrnn.models import LanguageModel
+from scratchrnn.models import CELLS, LanguageModel
 from scratchrnn.training import Adam
 from scratchrnn.training.plots import plot_history
 from scratchrnn.training.sampling import sample
@@ -42,8 +43,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=16, help="parallel streams per step")
     p.add_argument("--embedding", type=int, default=64, help="embedding size")
     p.add_argument("--hidden", type=int, default=64, help="RNN hidden units")
-    p.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="rnn",
-                   help="recurrent cell (the lesson: vanilla tanh RNN)")
+    p.add_argument("--cell", type=cell_arg, choices=tuple(CELLS), default="rnn_tanh",
+                   help="recurrent cell (the lesson: vanilla tanh RNN; 'rnn' is an alias of "
+                   "rnn_tanh)")
     p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate")
     p.add_argument("--clip", type=float, default=5.0, help="max global gradient norm")
     p.add_argument("--epochs", type=int, default=1,

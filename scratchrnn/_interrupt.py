@@ -1,12 +1,13 @@
-"""Ctrl-C before the command's own handler runs (while the package imports).
+"""Ctrl-C in the commands: one line and exit status 130, never a traceback.
 
 ``scratchrnn`` (the console script) and ``python -m scratchrnn[.gradcheck]``
-import the package before :func:`scratchrnn.cli.main` can catch anything; an
-interrupt in that window would print a traceback of the import machinery.
-The package's ``__init__`` imports this module first (which, in the command
-only, installs a SIGINT handler that exits with status 130 and one line) and
-calls :func:`imports_done` last (which puts the old handler back). In anyone
-else's program nothing changes. Standard library only.
+import the package before their ``main`` can catch anything; an interrupt in
+that window would print a traceback of the import machinery. The package's
+``__init__`` imports this module first (which, in the command only, installs
+a SIGINT handler that exits with status 130 and one line) and calls
+:func:`imports_done` last (which puts the old handler back). In anyone else's
+program nothing changes. After the imports, each entry point runs its
+``main`` through :func:`run_command`. Standard library only.
 """
 
 from __future__ import annotations
@@ -33,9 +34,32 @@ def launched_as_command() -> bool:
     return False
 
 
-def _exit_interrupted(signum: int, frame: object) -> None:
+def _say_interrupted() -> None:
     print("\nscratchrnn: interrupted", file=sys.stderr)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    _say_interrupted()
     raise SystemExit(EXIT_INTERRUPTED)
+
+
+def run_command(main: Callable[[], int]) -> int:
+    """``main()``'s exit status, or 130 after one line when Ctrl-C interrupts it.
+
+    As the command (see :func:`launched_as_command`), SIGINT is ignored once
+    ``main`` is over, so a late Ctrl-C cannot turn the interpreter's exit into
+    a traceback; called from a program, the handler is left alone.
+    """
+    as_command = launched_as_command()
+    try:
+        try:
+            return main()
+        finally:
+            if as_command:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except KeyboardInterrupt:
+        _say_interrupted()
+        return EXIT_INTERRUPTED
 
 
 def exit_quietly_on_interrupt() -> Callable[[], None]:

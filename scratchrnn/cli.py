@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._interrupt import EXIT_INTERRUPTED, launched_as_command
+from ._interrupt import EXIT_INTERRUPTED, run_command
+from .cells import cell_arg
+from .models import CELLS as MODEL_CELLS
 from .training.files import atomic_write_text
 from .training.run_files import BEST, CHECKPOINT, HISTORY, METRICS, PLOT
 
@@ -124,8 +125,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     src.add_argument("--data", choices=("default", "tinyshakespeare"), default=None,
                      help="a named corpus (default: 'default', the embedded CPython help "
                      "prose)")
-    t.add_argument("--cell", choices=("rnn", "gru", "lstm"), default="lstm",
-                   help="recurrent cell")
+    t.add_argument("--cell", type=cell_arg, choices=tuple(MODEL_CELLS), default="lstm",
+                   help="recurrent cell: Elman RNN with tanh or ReLU, GRU or LSTM ('rnn' is "
+                   "an alias of rnn_tanh)")
     t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units")
     t.add_argument("--layers", type=_positive_int, default=None,
                    help="stacked layers (default: 1, or 2 when the budget covers more than 12 "
@@ -587,16 +589,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """The ``scratchrnn`` command; Ctrl-C anywhere ends it with status 130, no traceback."""
-    as_command = launched_as_command()
-    try:
-        try:
-            return _main(argv)
-        finally:    # the work is over: a late Ctrl-C must not make the exit a traceback
-            if as_command:
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except KeyboardInterrupt:
-        print("\nscratchrnn: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    return run_command(lambda: _main(argv))
 
 
 def _main(argv: list[str] | None) -> int:

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from . import backend as B
 from .backend import Array
+from .cells import CELLS, cell_arg
 
 EPS = 1e-4
 FLOOR = 1e-3
@@ -109,7 +110,7 @@ def directional_check(loss: Callable[[], float], wrt: Mapping[str, Array],
 # --------------------------------------------------------------------------- #
 # Recurrent layers: the table that ``scratchrnn gradcheck`` prints
 # --------------------------------------------------------------------------- #
-CELL_NAMES = ("rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj")
+CELL_NAMES = tuple(CELLS)     # "rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj"
 
 
 @dataclass
@@ -245,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="scratchrnn gradcheck",
         description="Check every hand-written recurrent gradient against float64 central "
                     "differences and print the worst relative error per configuration.")
-    parser.add_argument("--cell", choices=CELL_NAMES,
-                        help="only this cell")
+    parser.add_argument("--cell", type=cell_arg, choices=CELL_NAMES,
+                        help="only this cell ('rnn' is an alias of rnn_tanh)")
     parser.add_argument("--device", default=None, help="cpu (default), cuda, strict")
     parser.add_argument("--eps", type=float, default=EPS, help="finite-difference step")
     args = parser.parse_args(argv)
@@ -265,5 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if worst_all < BOUND else 1
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":         # Ctrl-C: one line and status 130, as `scratchrnn gradcheck`
+    from ._interrupt import run_command
+
+    raise SystemExit(run_command(main))

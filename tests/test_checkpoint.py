@@ -241,3 +241,25 @@ def test_compressed_members_are_refused_so_arrays_are_bounded_by_the_file(tmp_pa
     assert path.stat().st_size < 20_000                      # 8 MB of zeros in a few kB
     with pytest.raises(ValueError, match="packed.npz: array '.*' is compressed"):
         C.load_checkpoint(path)
+
+
+def test_a_checkpoint_of_the_old_rnn_cell_name_loads_as_rnn_tanh(tmp_path):
+    """Checkpoints written before the cells had one name store cell "rnn" (issue 10, item 6):
+    they load, rebuild the same tanh RNN, and a model saved now stores "rnn_tanh"."""
+    m = LanguageModel(6, 5, 2, "rnn", 3, generator=B.Generator(0))      # the alias, as before
+    state0 = np.zeros((2, 4, 5), dtype="float32")                      # carried (L, batch, H)
+    path = C.save_checkpoint(tmp_path / "ck.npz", m, vocab=Vocab.build_chars("abcdef"), step=3,
+                             info={"trainer": {}, "run": {"batch_size": 4}},
+                             arrays={"state0": state0})
+    assert serialize.read_npz_index(path)[1]["model_config"]["cell"] == "rnn_tanh"
+    old = rewrite(path, tmp_path, lambda meta: meta["model_config"].update(cell="rnn"),
+                  name="old.npz")
+    assert serialize.read_npz_index(old)[1]["model_config"]["cell"] == "rnn"
+    ck = C.load_checkpoint(old)
+    assert ck.model_config == m.config and ck.model_config["cell"] == "rnn_tanh"
+    again = ck.build_model()
+    assert again.rnn.nonlinearity == "tanh"
+    for (n, a), (_, b) in zip(m.named_parameters(), again.named_parameters()):
+        assert np.array_equal(B.to_numpy(a.data), B.to_numpy(b.data)), n
+    assert C.expected_weight_shapes("language_model", {**m.config, "cell": "rnn"}) == \
+        C.expected_weight_shapes("language_model", m.config)

@@ -399,3 +399,68 @@ def test_a_late_ctrl_c_cannot_turn_the_commands_exit_into_a_traceback(monkeypatc
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+# --------------------------------------------------------------------------- #
+# Cell names: those of scratchrnn.cells, "rnn" an alias of "rnn_tanh" (issue 10, item 6)
+# --------------------------------------------------------------------------- #
+def test_cell_names_and_the_rnn_alias(tmp_path, text_file, capsys):
+    from scratchrnn.backend import serialize
+
+    base = ["train", "--text", str(text_file), "--quiet", "--steps", "3", *TINY]
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    helptext = capsys.readouterr().out
+    assert "{rnn_tanh,rnn_relu,gru,lstm}" in helptext and "'rnn' is an alias of rnn_tanh" in \
+        " ".join(helptext.split())
+    for given, stored in (("rnn", "rnn_tanh"), ("rnn_tanh", "rnn_tanh"),
+                          ("rnn_relu", "rnn_relu")):
+        out = tmp_path / given
+        assert _run([*base, "--out", str(out), "--cell", given], capsys)[0] == 0
+        assert serialize.read_npz_index(out / "checkpoint.npz")[1]["model_config"]["cell"] \
+            == stored
+        rc, printed, _ = _run(["sample", str(out), "--prompt", "the ", "--length", "10",
+                               "--seed", "0"], capsys)
+        assert rc == 0 and printed.startswith("the ")
+    # a resumed run: the alias and the name are the same cell, another cell conflicts
+    resume = ["train", "--text", str(text_file), "--quiet", *TINY, "--out", str(tmp_path / "rnn"),
+              "--resume", str(tmp_path / "rnn")]
+    assert _run([*resume, "--steps", "5", "--cell", "rnn_tanh"], capsys)[0] == 0
+    rc, _, err = _run([*resume, "--steps", "6", "--cell", "gru"], capsys)
+    assert rc == 1 and "--cell gru (the checkpoint has rnn_tanh)" in err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*base, "--out", str(tmp_path / "x"), "--cell", "lstm_proj"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'lstm_proj' (choose from 'rnn_tanh', 'rnn_relu', 'gru', 'lstm')" \
+        in capsys.readouterr().err
+
+
+def test_resuming_a_checkpoint_that_stores_the_old_name_rnn(tmp_path, text_file, capsys):
+    from scratchrnn.backend import serialize
+
+    out = tmp_path / "old"
+    base = ["train", "--text", str(text_file), "--quiet", *TINY, "--out", str(out)]
+    assert _run([*base, "--steps", "3", "--cell", "rnn_tanh"], capsys)[0] == 0
+    path = out / "checkpoint.npz"
+    index, meta = serialize.read_npz_index(path)        # as an older scratchrnn wrote it
+    meta["model_config"]["cell"] = "rnn"
+    serialize.save_npz_atomic(path, serialize.read_npz_arrays(path), meta)
+    for cell, steps in (("rnn", "4"), ("rnn_tanh", "5")):
+        rc, _, err = _run([*base, "--steps", steps, "--resume", str(out), "--cell", cell],
+                          capsys)
+        assert rc == 0, err
+    assert load_checkpoint(path).step == 5
+    assert serialize.read_npz_index(path)[1]["model_config"]["cell"] == "rnn_tanh"
+
+
+def test_gradcheck_takes_the_cell_names_and_the_alias(monkeypatch, capsys):
+    import scratchrnn.gradcheck as G
+
+    tiny = dict(T=2, batch=2, input_size=2, hidden_size=2)
+    monkeypatch.setattr(G, "all_layer_cases", lambda: [G.LayerCase("rnn_tanh", **tiny),
+                                                       G.LayerCase("gru", **tiny)])
+    for cell in ("rnn", "rnn_tanh"):
+        assert cli.main(["gradcheck", "--cell", cell]) == 0
+        rows = [ln for ln in capsys.readouterr().out.splitlines() if "L=1" in ln]
+        assert len(rows) == 1 and rows[0].startswith("rnn_tanh ")
+    assert set(G.CELL_NAMES) == {"rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj"}

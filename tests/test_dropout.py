@@ -129,3 +129,29 @@ def test_bad_arguments_name_the_argument():
     drop(np.ones((2, 3)))
     with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\).*got \(3, 2\)"):
         drop.backward(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_backward_checks_dy_like_every_upstream_gradient(training):
+    """dy: the forward's dtype (no int, bool, float16, complex), shape and backend, and
+    finite when checks are on -- in eval mode (dx = dy) too."""
+    drop = Dropout(0.5, generator=B.Generator(0))
+    drop.train(training)
+    drop(np.ones((2, 3), dtype="float32"))
+    for bad, text in [(np.ones((2, 3)), "expected dtype float32 .*got float64"),
+                      (np.ones((2, 3), dtype=np.int64), "expected a floating-point array"),
+                      (np.ones((2, 3), dtype=np.float16), "expected dtype float32"),
+                      (np.ones((2, 3), dtype=np.complex64), "expected a floating-point array"),
+                      ([[1.0] * 3] * 2, "expected an array, got list")]:
+        with pytest.raises(TypeError, match="dy: " + text):
+            drop.backward(bad)
+    with pytest.raises(ValueError, match=r"dy: expected shape \(2, 3\).*got \(3, 2\)"):
+        drop.backward(np.ones((3, 2), dtype="float32"))
+    nan = np.full((2, 3), np.nan, dtype="float32")
+    old = B.set_check_finite(True)
+    try:
+        with pytest.raises(ValueError, match="dy: .*NaN"):
+            drop.backward(nan)
+    finally:
+        B.set_check_finite(old)
+    assert drop.backward(np.ones((2, 3), dtype="float32")).dtype == np.float32

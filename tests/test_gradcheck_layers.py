@@ -9,9 +9,12 @@ gradient, and the ``python -m scratchrnn.gradcheck`` command.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,7 +138,7 @@ def layer_errors(layer, x, h0, R, S, lengths=None, directional=False):
     return check_gradients(loss, wrt, analytic)
 
 
-@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn_tanh", "gru", "lstm"])
 def test_no_bias(cls):
     layer, x, h0, R, S = build(cls, seed=3, num_layers=2, bidirectional=True, bias=False)
     assert not any("bias" in n for n, _ in layer.named_parameters())
@@ -143,7 +146,7 @@ def test_no_bias(cls):
     assert record(f"{cls.__name__} bias=False", errors) < BOUND, errors
 
 
-@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cls", [sr.RNN, sr.GRU, sr.LSTM], ids=["rnn_tanh", "gru", "lstm"])
 def test_batch_first(cls):
     layer, x, h0, R, S = build(cls, seed=5, num_layers=2, bidirectional=True,
                                batch_first=True)
@@ -206,3 +209,24 @@ def test_command_prints_the_table():
     summary = re.search(r"worst relative error over (\d+) configurations: (\S+)", proc.stdout)
     assert summary and int(summary.group(1)) == len(rows)
     assert np.isclose(float(summary.group(2)), max(errors), rtol=0.01)
+
+
+def test_ctrl_c_in_python_m_gradcheck_exits_130_with_one_line():
+    """``python -m scratchrnn.gradcheck`` (its own entry point, not the CLI's) interrupted
+    by a real SIGINT while it checks: status 130 and one line, as ``scratchrnn gradcheck``."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONUNBUFFERED": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-m", "scratchrnn.gradcheck"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("configuration")    # imports are done
+        assert proc.stdout.readline().startswith("rnn_tanh ")        # the checks are running
+        proc.send_signal(signal.SIGINT)                               # 84 cases still to go
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert err.strip() == "scratchrnn: interrupted" and "Traceback" not in err

@@ -29,7 +29,7 @@ def directional_check(model, loss_and_backward, eps: float = 1e-5) -> float:
     return abs(analytic - numeric) / max(abs(analytic) + abs(numeric), 1e-8)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn_tanh", "gru", "lstm"])
 @pytest.mark.parametrize("embedding_dim", [None, 5])
 def test_language_model(cell, embedding_dim, backend_name):
     be = B.get_backend(backend_name)
@@ -158,3 +158,43 @@ def test_load_state_dict_refuses_non_numbers(value, err, text):
     sd["embedding.weight"] = value
     with pytest.raises(err, match=text):
         m.load_state_dict(sd)
+
+
+# --------------------------------------------------------------------------- #
+# Cell names: those of scratchrnn.cells.CELLS, "rnn" an alias (issue 10, item 6)
+# --------------------------------------------------------------------------- #
+def test_the_models_name_cells_as_scratchrnn_cells_does():
+    from scratchrnn.cells import CELLS as CELL_SPECS
+    from scratchrnn.models import CELLS
+
+    assert set(CELLS) <= set(CELL_SPECS)                   # one set of names, no other
+    assert set(CELL_SPECS) - set(CELLS) == {"lstm_proj"}   # the LSTM with proj_size: layers only
+    for name in CELLS:
+        m = LanguageModel(5, 4, 1, name, generator=B.Generator(0))
+        assert m.config["cell"] == name and m.rnn.cell is CELL_SPECS[name]
+
+
+@pytest.mark.parametrize("make", [
+    lambda cell: LanguageModel(5, 4, 1, cell, 3, generator=B.Generator(0)),
+    lambda cell: SequenceClassifier(2, vocab_size=5, hidden_size=4, cell=cell,
+                                    generator=B.Generator(0)),
+    lambda cell: SequenceRegressor(2, 1, 4, cell=cell, generator=B.Generator(0)),
+], ids=["language_model", "classifier", "regressor"])
+def test_rnn_is_an_alias_of_rnn_tanh_and_the_config_stores_rnn_tanh(make):
+    old, new = make("rnn"), make("rnn_tanh")
+    assert old.config == new.config and new.config["cell"] == "rnn_tanh"
+    assert old.rnn.nonlinearity == "tanh" and old.rnn.cell.name == "rnn_tanh"
+    for (k, a), (_, b) in zip(old.state_dict().items(), new.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+    again = build_model(old.kind, {**old.config, "cell": "rnn"})     # an old config
+    assert again.config["cell"] == "rnn_tanh"
+
+
+def test_rnn_relu_model_and_refused_cells():
+    m = SequenceRegressor(2, 1, 4, cell="rnn_relu")
+    assert m.rnn.nonlinearity == "relu" and m.config["cell"] == "rnn_relu"
+    with pytest.raises(ValueError, match=r"cell: 'lstm_proj' .* use sr.LSTM\(\.\.\., proj_size"):
+        LanguageModel(5, 4, cell="lstm_proj")
+    with pytest.raises(ValueError, match="cell: expected one of 'rnn_tanh', 'rnn_relu', 'gru', "
+                                         "'lstm' \\(or 'rnn' for 'rnn_tanh'\\), got 'tanh'"):
+        SequenceClassifier(2, vocab_size=5, cell="tanh")

@@ -10,8 +10,8 @@ import pytest
 import scratchrnn as sr
 from scratchrnn import backend as B
 
-LAYERS = {"rnn": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}
-GATES = {"rnn": 1, "gru": 3, "lstm": 4}
+LAYERS = {"rnn_tanh": sr.RNN, "gru": sr.GRU, "lstm": sr.LSTM}
+GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}
 
 
 def make(kind: str, I: int = 3, H: int = 4, seed: int = 0, **kw):
@@ -293,7 +293,7 @@ def test_train_eval_dropout():
 
 
 def test_dropout_is_not_applied_after_the_last_layer():
-    layer = make("rnn", num_layers=1, dropout=0.9)
+    layer = make("rnn_tanh", num_layers=1, dropout=0.9)
     x = rand(3, 2, 3)
     a, _ = layer(x)
     layer.eval()

@@ -70,7 +70,7 @@ def test_export_cli_round_trip_without_torch(tmp_path, capsys):
 
 
 def test_export_errors_are_one_line(tmp_path, capsys):
-    m = trained_lm("rnn", None, 1)
+    m = trained_lm("rnn_tanh", None, 1)
     ck = save_checkpoint(tmp_path / "ck.npz", m)
     assert main(["export", str(ck), str(tmp_path / "model.npz")]) == 1
     assert "expected a file name ending in .safetensors" in capsys.readouterr().err
@@ -105,8 +105,10 @@ def torch_lm(cell: str, embedding_dim: int | None, layers: int):
             super().__init__()
             if embedding_dim:
                 self.embedding = nn.Embedding(V, embedding_dim)
-            rnn = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}[cell]
-            self.rnn = rnn(embedding_dim or V, H, layers)
+            rnn, kw = {"lstm": (nn.LSTM, {}), "gru": (nn.GRU, {}),
+                       "rnn_tanh": (nn.RNN, {"nonlinearity": "tanh"}),
+                       "rnn_relu": (nn.RNN, {"nonlinearity": "relu"})}[cell]
+            self.rnn = rnn(embedding_dim or V, H, layers, **kw)
             self.head = nn.Linear(H, V)
 
         def forward(self, ids):
@@ -118,7 +120,8 @@ def torch_lm(cell: str, embedding_dim: int | None, layers: int):
     return TorchLM().double()
 
 
-@pytest.mark.parametrize("cell, embedding_dim", [("lstm", E), ("gru", None), ("rnn", E)])
+@pytest.mark.parametrize("cell, embedding_dim", [("lstm", E), ("gru", None), ("rnn_tanh", E),
+                                                   ("rnn_relu", None)])
 def test_exported_file_loads_into_torch_with_the_same_logits(tmp_path, cell, embedding_dim):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load_file

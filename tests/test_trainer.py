@@ -184,3 +184,24 @@ def test_runs_on_every_backend(backend_name, tmp_path):
     assert again.step == 4 and B.backend_of(task.state).name == be.name
     assert all(B.backend_of(v).name == be.name
                for s in again.optimizer.state.values() for v in s.values())
+
+
+def test_load_refuses_a_carried_state_of_another_batch_size(tmp_path):
+    """Library use: a task with another batch size than the saved carried state's is
+    refused at load, naming both sizes, before anything is restored."""
+    part = lm_trainer(0, tmp_path, max_steps=3)
+    part.fit()
+    path = part.save(tmp_path / "ck.npz")
+    other = lm_trainer(5, max_steps=6)
+    other.task = LanguageModelTask(TEXT[:150], TEXT[150:], batch_size=3, seq_len=7)
+    before = weights(other)
+    with pytest.raises(ValueError, match=r"ck.npz: the carried TBPTT state \(state0, shape "
+                                         r"\(2, 4, 8\)\) was saved with batch size 4, this "
+                                         r"task's batch size is 3"):
+        other.load(path)
+    assert other.step == 0 and all(np.array_equal(before[k], v)
+                                   for k, v in weights(other).items())
+    same = lm_trainer(5, max_steps=6)                       # batch size 4: loads and trains
+    same.load(path)
+    same.fit()
+    assert same.step == 6

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..nn.module import Module
 from .classifier import SequenceClassifier
-from .language_model import CELLS, LanguageModel, make_rnn
+from .language_model import CELLS, LanguageModel, make_rnn, model_cell
 from .regressor import SequenceRegressor
 
 MODELS: dict[str, type[Module]] = {
@@ -31,4 +31,4 @@ def build_model(kind: str, config: dict[str, Any], device: Any = None,
 
 
 __all__ = ["LanguageModel", "SequenceClassifier", "SequenceRegressor", "build_model", "MODELS",
-           "CELLS", "make_rnn"]
+           "CELLS", "make_rnn", "model_cell"]

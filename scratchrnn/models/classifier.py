@@ -17,7 +17,7 @@ from ..nn.embedding import Embedding, one_hot
 from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.pooling import AttentionPool, LastPool, MeanPool
-from .language_model import make_rnn
+from .language_model import make_rnn, model_cell
 
 POOLINGS = ("last", "mean", "attention")
 
@@ -38,6 +38,7 @@ class SequenceClassifier(Module):
                              f"real vectors), got {vocab_size!r} and {input_size!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"pooling: expected one of {POOLINGS}, got {pooling!r}")
+        cell = model_cell(cell)
         self.config = dict(num_classes=num_classes, vocab_size=vocab_size,
                            input_size=input_size, hidden_size=hidden_size,
                            num_layers=num_layers, cell=cell, embedding_dim=embedding_dim,

@@ -16,23 +16,36 @@ from typing import Any
 
 from .. import backend as B
 from ..backend import Array, Generator
+from ..cells import cell_name
 from ..nn.dropout import Dropout
 from ..nn.embedding import Embedding, one_hot
 from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.recurrent import GRU, LSTM, RNN
 
-CELLS = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
+# The models' cells, under the names of scratchrnn.cells.CELLS: name -> (layer, its
+# keyword arguments). The LSTM with a projection ("lstm_proj") needs a proj_size, which
+# the models do not take; use sr.LSTM(..., proj_size=P) directly.
+CELLS: dict[str, tuple[type[Module], dict[str, Any]]] = {
+    "rnn_tanh": (RNN, {"nonlinearity": "tanh"}), "rnn_relu": (RNN, {"nonlinearity": "relu"}),
+    "gru": (GRU, {}), "lstm": (LSTM, {}),
+}
+
+
+def model_cell(cell: object) -> str:
+    """A model's cell name: one of :data:`CELLS`, or the alias ``"rnn"`` (``"rnn_tanh"``)."""
+    if cell == "lstm_proj":
+        raise ValueError("cell: 'lstm_proj' (the LSTM with proj_size) is not one of the "
+                         f"models' cells {tuple(CELLS)}; use sr.LSTM(..., proj_size=P)")
+    return cell_name(cell, CELLS)
 
 
 def make_rnn(cell: str, input_size: int, hidden_size: int, num_layers: int, dropout: float,
              bidirectional: bool = False, **kwargs: Any) -> Module:
-    """RNN / GRU / LSTM by name ('rnn' is tanh Elman)."""
-    cls = CELLS.get(cell)
-    if cls is None:
-        raise ValueError(f"cell: expected one of {sorted(CELLS)}, got {cell!r}")
+    """The recurrent layer for a cell name (see :data:`CELLS`; ``"rnn"`` = ``"rnn_tanh"``)."""
+    cls, cell_kwargs = CELLS[model_cell(cell)]
     return cls(input_size, hidden_size, num_layers, dropout=dropout,
-               bidirectional=bidirectional, **kwargs)
+               bidirectional=bidirectional, **cell_kwargs, **kwargs)
 
 
 class LanguageModel(Module):
@@ -47,6 +60,7 @@ class LanguageModel(Module):
         super().__init__()
         if not isinstance(vocab_size, int) or vocab_size < 1:
             raise ValueError(f"vocab_size: expected a positive int, got {vocab_size!r}")
+        cell = model_cell(cell)
         self.config = dict(vocab_size=vocab_size, hidden_size=hidden_size,
                            num_layers=num_layers, cell=cell, embedding_dim=embedding_dim,
                            dropout=dropout, dtype=dtype)

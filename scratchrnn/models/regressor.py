@@ -14,7 +14,7 @@ from ..backend import Array, Generator
 from ..nn.linear import Linear
 from ..nn.module import Module
 from ..nn.pooling import LastPool
-from .language_model import make_rnn
+from .language_model import make_rnn, model_cell
 
 
 class SequenceRegressor(Module):
@@ -27,6 +27,7 @@ class SequenceRegressor(Module):
                  dropout: float = 0.0, *, dtype: str = "float32", device: Any = None,
                  generator: Generator | None = None) -> None:
         super().__init__()
+        cell = model_cell(cell)
         self.config = dict(input_size=input_size, output_size=output_size,
                            hidden_size=hidden_size, num_layers=num_layers, cell=cell,
                            many_to_many=many_to_many, dropout=dropout, dtype=dtype)

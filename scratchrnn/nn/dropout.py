@@ -14,6 +14,7 @@ With p = 1 every unit is dropped: y = 0, dx = 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .. import backend as B
 from ..backend import Array, Generator
@@ -24,6 +25,9 @@ from .module import Module
 @dataclass(slots=True)
 class DropoutCache:
     mask: Array | None              # (...) m / q, like x; None when forward was the identity
+    x_shape: tuple[int, ...]        # what backward's dy must match: x's shape, dtype, backend
+    x_dtype: Any
+    backend: B.Backend
 
 
 class Dropout(Module):
@@ -52,23 +56,28 @@ class Dropout(Module):
         if not B.is_floating(x):
             raise TypeError(f"input: expected a floating-point array, got dtype "
                             f"{B.dtype_name(x)}")
+        be = B.backend_of(x)
         if not self.training or self.p == 0.0:
-            self._cache = DropoutCache(None)
+            self._cache = DropoutCache(None, tuple(x.shape), x.dtype, be)
             return x
         keep = 1.0 - self.p
         gen = self.generator or B.default_generator()
-        mask = gen.keep_mask(keep, x.shape, B.backend_of(x), x.dtype)      # (...) 0/1
+        mask = gen.keep_mask(keep, x.shape, be, x.dtype)                    # (...) 0/1
         mask = mask * (1.0 / keep) if keep > 0.0 else mask                  # (...) 0 or 1/q
-        self._cache = DropoutCache(mask)
+        self._cache = DropoutCache(mask, tuple(x.shape), x.dtype, be)
         return x * mask
 
     def backward(self, dy: Array) -> Array:
-        """dy (...) -> dx (...) through the forward's mask."""
+        """dy (...) -> dx (...) through the forward's mask.
+
+        ``dy`` is checked like every upstream gradient (``checks.check_grad_input``):
+        an array of the forward's backend, float dtype and shape, finite when
+        checks are on -- in eval mode too, where dx = dy."""
         k = self._cache
         if k is None:
             raise RuntimeError("backward called before forward (or after .to())")
+        checks.check_grad_input("dy", dy, k.x_shape, k.x_dtype, k.backend,
+                                "(the output's shape)")
         if k.mask is None:
             return dy
-        checks.check_array("dy", dy, B.backend_of(k.mask))
-        checks.check_shape("dy", dy, tuple(k.mask.shape), "(the output's shape)")
         return dy * k.mask

@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import backend as B
 from ..backend.serialize import read_npz_arrays, read_npz_index, write_npz
+from ..cells import CELLS, cell_name
 from ..data.vocab import Vocab
 from ..nn.module import Module
 from .files import atomic_write
@@ -128,9 +129,6 @@ def save_checkpoint(path: str | os.PathLike, model: Module, optimizer: Optimizer
 # Loading: everything is checked against the file and the config before any
 # array is read or any model is built.
 # --------------------------------------------------------------------------- #
-_GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-
-
 def _count(config: dict[str, Any], key: str, optional: bool = False) -> int | None:
     value = config.get(key)
     if optional and not value:
@@ -142,12 +140,11 @@ def _count(config: dict[str, Any], key: str, optional: bool = False) -> int | No
 
 def _rnn_shapes(config: dict[str, Any], input_size: int, bidirectional: bool
                 ) -> dict[str, tuple[int, ...]]:
-    cell = config.get("cell")
-    if cell not in _GATES:
-        raise ValueError(f"model_config['cell']: expected one of {sorted(_GATES)}, got "
-                         f"{cell!r}")
+    from ..models import CELLS as MODEL_CELLS
+
+    cell = cell_name(config.get("cell"), MODEL_CELLS, "model_config['cell']")
     H, L = _count(config, "hidden_size"), _count(config, "num_layers")
-    D, GH = 2 if bidirectional else 1, _GATES[cell] * H
+    D, GH = 2 if bidirectional else 1, CELLS[cell].gates * H
     shapes: dict[str, tuple[int, ...]] = {}
     for layer in range(L):
         layer_in = input_size if layer == 0 else H * D
@@ -246,6 +243,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     kind, config, step = meta["model_kind"], meta["model_config"], meta["step"]
     _require(path, isinstance(kind, str), "model_kind: expected a string", kind)
     _require(path, isinstance(config, dict), "model_config: expected a JSON object", config)
+    if "cell" in config:        # older checkpoints name the tanh Elman cell "rnn"
+        try:
+            config = {**config, "cell": cell_name(config["cell"], what="model_config['cell']")}
+        except ValueError as err:
+            raise ValueError(f"checkpoint {path}: {err}") from None
     _require(path, isinstance(step, int) and not isinstance(step, bool) and step >= 0,
              "step: expected an int >= 0", step)
     _require(path, isinstance(meta["rng"], dict) and all(isinstance(v, dict)
@@ -347,7 +349,7 @@ def _check_carried_state(path: Path, config: dict[str, Any], extra: dict[str, An
     states = sorted(k for k in extra if k.startswith("state"))
     if not states:
         return
-    n = 2 if config.get("cell") == "lstm" else 1
+    n = CELLS[config["cell"]].carry_size
     if states != [f"state{i}" for i in range(n)]:
         raise ValueError(f"checkpoint {path}: carried state: expected {n} array(s) for a "
                          f"{config.get('cell')} model, got {states}")

@@ -66,6 +66,10 @@ class Task:
         """Arrays that a checkpoint must keep to resume mid-epoch."""
         return {}
 
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """Refuse (ValueError) :meth:`state_arrays` saved under a setup this task cannot
+        continue from; called before anything is restored."""
+
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
         """Restore :meth:`state_arrays`."""
 
@@ -122,7 +126,19 @@ class LanguageModelTask(Task):
     def state_arrays(self) -> dict[str, Array]:
         return _carry_arrays(self.state)
 
+    def check_state_arrays(self, arrays: dict[str, Any]) -> None:
+        """The carried state (state0[, state1], each (L, batch, H)) must be for this
+        task's batch size: it cannot be carried into a different number of streams."""
+        batch = self.train.batch_size
+        for k in sorted(k for k in arrays if k.startswith("state")):
+            shape = tuple(arrays[k].shape)
+            if len(shape) == 3 and shape[1] != batch:
+                raise ValueError(f"the carried TBPTT state ({k}, shape {shape}) was saved with "
+                                 f"batch size {shape[1]}, this task's batch size is {batch}; "
+                                 f"resume with batch_size={shape[1]} (or start a new run)")
+
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
+        self.check_state_arrays(arrays)
         n = sum(1 for k in arrays if k.startswith("state"))
         parts = [backend.asarray(arrays[f"state{i}"]) for i in range(n)]
         self.state = None if not parts else parts[0] if len(parts) == 1 else tuple(parts)

@@ -392,8 +392,13 @@ class Trainer:
         return self.last_checkpoint
 
     def load(self, path: str | os.PathLike | Checkpoint) -> Checkpoint:
-        """Restore a checkpoint from :meth:`save` into this trainer (same model shape)."""
+        """Restore a checkpoint from :meth:`save` into this trainer (same model shape,
+        and for a language model the same batch size as the carried state's)."""
         ck = path if isinstance(path, Checkpoint) else load_checkpoint(path)
+        try:                        # before anything changes
+            self.task.check_state_arrays(ck.arrays)
+        except ValueError as err:
+            raise ValueError(f"checkpoint {ck.path}: {err}") from None
         try:
             self.model.load_state_dict(ck.weights)
             if ck.optimizer is not None:
