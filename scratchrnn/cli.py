@@ -20,7 +20,6 @@ an error on one rank ends every rank (MPI abort) with that rank's line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -73,6 +72,17 @@ def _float_in(low: float, high: float, low_open: bool = False, high_open: bool =
 _positive = _float_in(0.0, float("inf"), low_open=True)
 
 
+def _thread_policy(text: str) -> str | int:
+    from .backend.blas_threads import parse_policy
+
+    try:
+        return parse_policy(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto, off or a positive integer, "
+                                         f"got {text!r}") from None
+
+
+
 class _Help(argparse.HelpFormatter):
     """Every option's help ends with its default (unless the text already says it)."""
 
@@ -123,18 +133,26 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    help="recurrent cell: Elman RNN with tanh or ReLU, GRU or LSTM ('rnn' is "
                    "an alias of rnn_tanh)")
     t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units")
-    t.add_argument("--layers", type=_positive_int, default=1, help="stacked layers")
+    t.add_argument("--layers", type=_positive_int, default=None,
+                   help="stacked layers (default: 1, or 2 when the budget covers more than 12 "
+                   "passes over the text)")
     t.add_argument("--embedding", type=int, default=0,
                    help="embedding size; 0 = one-hot characters")
-    t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=0.0,
-                   help="dropout between layers and before the output layer")
+    t.add_argument("--dropout", type=_float_in(0.0, 1.0, high_open=True), default=None,
+                   help="dropout between layers and before the output layer (default: 0, or "
+                   "0.2 when the budget covers more than 12 passes over the text)")
     t.add_argument("--seq-len", type=_positive_int, default=64, help="TBPTT window")
     t.add_argument("--batch-size", type=_positive_int, default=32, help="parallel streams")
-    t.add_argument("--lr", type=_positive, default=3e-3, help="learning rate")
+    t.add_argument("--lr", type=_positive, default=None,
+                   help="learning rate (default: 3e-3, or 2e-3 when the budget covers more "
+                   "than 12 passes over the text)")
     t.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "adagrad", "rmsprop"),
                    default="adam", help="optimizer")
-    t.add_argument("--schedule", choices=("constant", "cosine", "step"), default="constant",
-                   help="learning-rate schedule; cosine/step need --steps")
+    t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
+                   default=None, help="learning-rate schedule; cosine/step need --steps; "
+                   "plateau halves the rate after 4 evaluations without a better validation "
+                   "loss (default: constant, or plateau when the budget covers more than 12 "
+                   "passes over the text)")
     t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
     t.add_argument("--clip", type=float, default=5.0,
                    help="max global gradient norm; 0 = no clipping")
@@ -146,9 +164,10 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="parameter dtype")
     t.add_argument("--seed", type=int, default=0, help="random seed (initialisation, dropout)")
-    t.add_argument("--threads", type=_positive_int, default=None,
-                   help="limit the CPU's BLAS threads (default: BLAS's own choice; 1 helps "
-                   "when other jobs share the cores; needs threadpoolctl)")
+    t.add_argument("--threads", type=_thread_policy, default=None, metavar="auto|off|N",
+                   help="BLAS threads: auto follows the load (as many as the cores other "
+                   "processes leave free), N fixes them (bit-identical reruns), off leaves "
+                   "BLAS alone (default: $SCRATCHRNN_THREADS, else auto)")
     t.add_argument("--val-fraction", type=_float_in(0.0, 0.5, low_open=True), default=0.05,
                    help="the last part of the text kept for validation")
     t.add_argument("--eval-every", type=_positive_int, default=100,
@@ -342,7 +361,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
 
     given = set() if given is None else given
     warn = lambda message: _warn("train", message)  # noqa: E731
-    if args.schedule != "constant" and args.steps is None:
+    if args.schedule in ("cosine", "step") and args.steps is None:
         raise ValueError(f"--schedule {args.schedule}: needs --steps (a known length)")
     if args.clip < 0:
         raise ValueError(f"--clip: expected a number >= 0, got {args.clip}")
@@ -376,6 +395,9 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
         if "text" not in given and "data" not in given and ("text" in run or "data" in run):
             text_arg, data_arg = run.get("text"), run.get("data")
     text, source = _load_text(text_arg, data_arg)
+    steps = args.steps
+    minutes = args.minutes if args.minutes is not None else (None if steps else 2.0)
+    picked = _fill_budget_defaults(args, len(text), steps, minutes)
     if ckpt is not None:
         vocab = ckpt.vocab
         B.manual_seed(args.seed)
@@ -404,8 +426,6 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
                  f"--text {text_arg}" if text_arg else "the corpus", warn)
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
-    steps = args.steps
-    minutes = args.minutes if args.minutes is not None else (None if steps else 2.0)
     schedule = make_schedule(args.schedule, lr, steps or 1, args.warmup)
     cell = model.config["cell"].upper()
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,
@@ -421,6 +441,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     say = _printer(args.quiet)
 
     def on_eval(tr: Trainer, metrics: dict[str, float]) -> None:
+        schedule.observe(tr.step, metrics["val_loss"])      # plateau: cut the rate if stalled
         say(f"step {tr.step}: validation loss {metrics['val_loss']:.4f} nats/char")
         if not args.quiet and args.sample_length > 0:
             text = sample(model, vocab, "", args.sample_length, 0.8, seed=tr.step)
@@ -430,6 +451,8 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
                       info=info, comm=comm)
     if ckpt is not None:
         trainer.load(ckpt)
+        for v in trainer.history.val:                     # plateau: the same rates as before
+            schedule.observe(v["step"], v["val_loss"])
         if steps is not None and trainer.step >= steps:
             raise ValueError(f"--steps {steps}: the checkpoint is already at step "
                              f"{trainer.step}")
@@ -441,11 +464,12 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
               f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
               f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
               + (f"{steps} steps" if steps else f"{minutes:g} minutes")
-              + f", on {comm.describe(backend.label)}", flush=True)
+              + f", on {comm.describe(backend.label)}"
+              + (f"\n{picked}" if picked and ckpt is None else ""), flush=True)
     step0, tokens0, start = trainer.step, trainer.tokens_seen, time.perf_counter()
     try:
-        with _blas_threads(args.threads or distributed.threads_per_rank(comm)):
-            history = trainer.fit()
+        B.set_thread_policy(args.threads or distributed.threads_per_rank(comm))
+        history = trainer.fit()
     except KeyboardInterrupt:
         if comm.size > 1:   # ranks stop at different points: a collective save could hang
             print(f"\ninterrupted at step {trainer.step}; the last checkpoint is "
@@ -496,15 +520,32 @@ def _write_outputs(trainer: Any) -> None:
         _warn("train", f"could not write history.json / loss.png: {err}")
 
 
-def _blas_threads(n: int | None) -> Any:
-    """Limit NumPy's BLAS to ``n`` threads while training (None: leave it alone)."""
-    if n is None:
-        return contextlib.nullcontext()
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        raise ValueError("--threads: needs threadpoolctl (pip install threadpoolctl)") from None
-    return threadpool_limits(limits=n, user_api="blas")
+def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int | None,
+                          minutes: float | None) -> str:
+    """--layers, --lr, --dropout and --schedule, where not given, by the passes the budget
+    will make over the text (scratchrnn/training/defaults.py); returns a line saying what
+    was picked."""
+    from .training.defaults import budget_defaults
+
+    train_chars = int(text_chars * (1.0 - args.val_fraction))
+    picked = budget_defaults(train_chars, args.batch_size, args.seq_len, steps, minutes)
+    chosen = []
+    if args.layers is None:
+        args.layers = picked.layers
+        if picked.layers != 1:
+            chosen.append(f"{args.layers} layers")
+    if args.lr is None:
+        args.lr = picked.lr
+        if picked.lr != 3e-3:
+            chosen.append(f"learning rate {args.lr:g}")
+    if args.dropout is None:
+        args.dropout = picked.dropout
+        chosen.append(f"dropout {args.dropout:g}")
+    if args.schedule is None:
+        args.schedule = picked.schedule
+        chosen.append(f"{args.schedule} schedule")
+    return (f"defaults for about {picked.passes:.0f} passes over the text: "
+            + ", ".join(chosen)) if chosen else ""
 
 
 def _median_rate(history: Any) -> float:

@@ -148,13 +148,16 @@ def test_processes_sharing_a_machine_share_its_cores(monkeypatch):
     class Local(distributed.SingleProcess):
         size, local_size = 8, 4
 
+    for name in distributed.USER_THREADS:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert distributed.threads_per_rank(distributed.SingleProcess()) is None
-    if importlib.util.find_spec("threadpoolctl") is not None:
-        assert distributed.threads_per_rank(Local()) == 4
-        monkeypatch.setattr(os, "cpu_count", lambda: 2)
-        Local.local_size = 3
-        assert distributed.threads_per_rank(Local()) == 1
+    assert distributed.threads_per_rank(Local()) == 4
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    Local.local_size = 3
+    assert distributed.threads_per_rank(Local()) == 1
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")            # the user's choice stands
+    assert distributed.threads_per_rank(Local()) is None
 
 
 # ---- under mpiexec ---------------------------------------------------------- #

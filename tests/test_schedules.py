@@ -10,6 +10,7 @@ from scratchrnn.training.schedules import (
     Constant,
     Cosine,
     LinearWarmup,
+    Plateau,
     StepDecay,
     make_schedule,
 )
@@ -38,8 +39,61 @@ def test_make_schedule():
     s = make_schedule("cosine", 2.0, total_steps=10, warmup_steps=2)
     assert isinstance(s, LinearWarmup) and s(0) == pytest.approx(1.0)
     assert make_schedule("step", 1.0, 30)(10) == pytest.approx(0.1)
-    with pytest.raises(ValueError, match="schedule: expected 'constant', 'cosine' or 'step', "
-                                         "got 'exp'"):
+    with pytest.raises(ValueError, match="schedule: expected 'constant', 'cosine', 'step' or "
+                                         "'plateau', got 'exp'"):
         make_schedule("exp", 1.0, 10)
     with pytest.raises(ValueError, match="total_steps"):
         Cosine(1.0, 0)
+
+
+def test_plateau_cuts_after_patience_evaluations_without_improvement():
+    s = Plateau(1.0, factor=0.5, patience=2)
+    for step, loss in [(100, 2.0), (200, 1.5), (300, 1.6), (400, 1.5), (500, 1.4), (600, 1.41),
+                       (700, 1.42), (800, 1.43), (900, 1.44), (1000, 1.3)]:
+        s.observe(step, loss)
+    # 300, 400: no better than 1.5 -> cut after 400; 600, 700 -> cut after 700; 800, 900 -> 900
+    assert s.cuts == [400, 700, 900]
+    assert [s(t) for t in (0, 399, 400, 699, 700, 900, 5000)] == [1, 1, .5, .5, .25, .125, .125]
+
+
+def test_plateau_threshold_and_min_lr():
+    s = Plateau(1.0, patience=1, threshold=0.01, min_lr=0.3)
+    s.observe(1, 1.0)
+    s.observe(2, 0.995)           # better, but by less than 1 %: counts as no improvement
+    s.observe(3, 0.5)
+    s.observe(4, 0.5)
+    assert s.cuts == [2, 4] and s(2) == 0.5 and s(4) == 0.3
+
+
+def test_plateau_replayed_history_gives_the_same_rates():
+    """A resumed run feeds the loaded history: its rates equal the uninterrupted run's."""
+    history = [(100, 2.0), (200, 2.1), (300, 2.2), (400, 1.9), (500, 1.95), (600, 1.96)]
+    full = Plateau(0.01)
+    rates = []
+    for t in range(700):                      # the trainer: evaluate after step t, then rate t
+        if t and t % 100 == 0:
+            full.observe(*history[t // 100 - 1])
+        rates.append(full(t))
+    resumed = make_schedule("plateau", 0.01, 1, warmup_steps=0)
+    for step, loss in history[:3]:            # the checkpoint at step 350 held these
+        resumed.observe(step, loss)
+    for t in range(350, 700):
+        if t > 350 and t % 100 == 0:
+            resumed.observe(*history[t // 100 - 1])
+        assert resumed(t) == rates[t]
+
+
+def test_warmup_passes_observations_on():
+    s = make_schedule("plateau", 1.0, 1, warmup_steps=2)
+    for step in (1, 2, 3, 4, 5):
+        s.observe(step, 1.0)
+    assert s(10) == 0.5 and Constant(1.0).observe(1, 1.0) is None
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"factor": 1.0}, "factor: expected a number in"), ({"patience": 0}, "patience: expected"),
+    ({"lr": 0.0}, "lr: expected a number > 0"),
+])
+def test_plateau_bad_arguments(kw, message):
+    with pytest.raises(ValueError, match=message):
+        Plateau(**{"lr": 1.0, **kw})

@@ -376,3 +376,13 @@ def quiet_float_errors() -> Any:
     raise no ``RuntimeWarning``: for callers that check the results themselves
     (the trainer stops on a non-finite loss, gradient or weight)."""
     return np.errstate(all="ignore")
+
+
+# BLAS's thread count and the policy that follows the load; see blas_threads.
+from .blas_threads import (  # noqa: E402,F401
+    adapt_blas_threads,
+    get_blas_threads,
+    set_blas_threads,
+    set_thread_policy,
+    thread_policy,
+)

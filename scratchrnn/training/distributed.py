@@ -31,7 +31,6 @@ rank (``MPI_Abort``) instead of leaving the others waiting in a collective.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import sys
@@ -48,6 +47,7 @@ from ..nn.module import Parameter
 SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE",
                   "SLURM_STEP_NUM_TASKS")
 KINDS = ("auto", "single", "mpi")
+USER_THREADS = ("SCRATCHRNN_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 class Communicator:
@@ -321,9 +321,9 @@ def setup(model: Any, task: Any, generators: Mapping[str, Generator],
 
 def threads_per_rank(comm: Communicator) -> int | None:
     """BLAS threads for each of the processes that share this machine's cores, so that
-    they do not oversubscribe them: ⌊cores / local processes⌋ (None: leave BLAS alone,
-    for one process or without threadpoolctl to set it)."""
-    if comm.local_size == 1 or importlib.util.find_spec("threadpoolctl") is None:
+    they do not oversubscribe them: ⌊cores / local processes⌋. None (the thread policy's
+    own choice) for one process per machine, or when the user set a count."""
+    if comm.local_size == 1 or any(os.environ.get(v, "").strip() for v in USER_THREADS):
         return None
     return max(1, (os.cpu_count() or 1) // comm.local_size)
 

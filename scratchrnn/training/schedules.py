@@ -8,17 +8,26 @@ a resumed run gets the same rates as an uninterrupted one.
     StepDecay     η_t = η · γ^⌊t / step_size⌋
     Cosine        η_t = η_min + (η - η_min) · (1 + cos(π · min(t, T) / T)) / 2
     LinearWarmup  η_t = inner(t) · min(1, (t + 1) / W)
+    Plateau       η_t = max(η_min, η · γ^k_t), k_t = cuts at evaluations before step t
+
+:class:`Plateau` depends on the validation losses as well: the trainer's caller
+feeds each evaluation to :meth:`Plateau.observe`, and a resumed run feeds the
+history it loaded, so it too gets the same rates as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 class Schedule:
     def __call__(self, step: int) -> float:  # pragma: no cover
         raise NotImplementedError
+
+    def observe(self, step: int, val_loss: float) -> None:
+        """Take the validation loss measured after ``step`` steps (only :class:`Plateau`
+        uses it)."""
 
 
 def _positive(name: str, value: float) -> None:
@@ -71,6 +80,49 @@ class LinearWarmup(Schedule):
             return self.inner(step)
         return self.inner(step) * min(1.0, (step + 1) / self.warmup_steps)
 
+    def observe(self, step: int, val_loss: float) -> None:
+        self.inner.observe(step, val_loss)
+
+
+@dataclass
+class Plateau(Schedule):
+    """Cut the rate when the validation loss stops improving (Keras' ReduceLROnPlateau).
+
+    After an evaluation whose loss is not below ``best · (1 − threshold)`` for
+    ``patience`` evaluations in a row, the rate is multiplied by ``factor``
+    (and the count starts again). Needs no known length, so it suits a time budget.
+    """
+
+    lr: float                  # η, the rate until the first cut
+    factor: float = 0.5        # γ, the multiplier per cut
+    patience: int = 4          # evaluations without improvement before a cut
+    min_lr: float = 0.0        # η_min
+    threshold: float = 0.0     # relative improvement that counts
+    cuts: list[int] = field(default_factory=list)   # steps after whose evaluation it cut
+    best: float = math.inf     # the best validation loss seen
+    bad: int = 0               # evaluations since the best (or since the last cut)
+
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        if not 0 < self.factor < 1:
+            raise ValueError(f"factor: expected a number in (0, 1), got {self.factor!r}")
+        if not isinstance(self.patience, int) or self.patience < 1:
+            raise ValueError(f"patience: expected a positive int, got {self.patience!r}")
+
+    def observe(self, step: int, val_loss: float) -> None:
+        """Take the validation loss measured after ``step`` steps."""
+        if val_loss < self.best * (1.0 - self.threshold):
+            self.best, self.bad = val_loss, 0
+            return
+        self.bad += 1
+        if self.bad >= self.patience:
+            self.cuts.append(step)
+            self.bad = 0
+
+    def __call__(self, step: int) -> float:
+        k = sum(1 for c in self.cuts if c <= step)
+        return max(self.min_lr, self.lr * self.factor ** k)
+
 
 def make_schedule(name: str, lr: float, total_steps: int, warmup_steps: int = 0,
                   min_lr: float = 0.0, step_size: int | None = None,
@@ -82,6 +134,9 @@ def make_schedule(name: str, lr: float, total_steps: int, warmup_steps: int = 0,
         inner = Cosine(lr, max(1, total_steps), min_lr)
     elif name == "step":
         inner = StepDecay(lr, step_size or max(1, total_steps // 3), gamma)
+    elif name == "plateau":
+        inner = Plateau(lr, min_lr=min_lr)
     else:
-        raise ValueError(f"schedule: expected 'constant', 'cosine' or 'step', got {name!r}")
+        raise ValueError(f"schedule: expected 'constant', 'cosine', 'step' or 'plateau', "
+                         f"got {name!r}")
     return LinearWarmup(inner, warmup_steps) if warmup_steps else inner

@@ -257,6 +257,7 @@ class Trainer:
         return self.history
 
     def _one_step(self, batch: Any, n_batches: int, progress: Progress) -> None:
+        B.adapt_blas_threads()          # BLAS threads follow the machine's load (blas_threads.py)
         t0 = time.perf_counter()
         lr = self.schedule(self.step) if self.schedule is not None else self.optimizer.lr
         self.optimizer.lr = lr
