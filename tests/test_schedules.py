@@ -97,3 +97,14 @@ def test_warmup_passes_observations_on():
 def test_plateau_bad_arguments(kw, message):
     with pytest.raises(ValueError, match=message):
         Plateau(**{"lr": 1.0, **kw})
+
+
+def test_plateau_from_make_schedule_has_a_floor():
+    """Evaluation noise may keep cutting; the CLI's plateau stops at η/8 (three cuts)."""
+    from scratchrnn.training.schedules import make_schedule
+
+    s = make_schedule("plateau", 2e-3, 1)
+    for step in range(0, 400, 10):
+        s.observe(step, 1.0)               # never better: a cut every `patience` evaluations
+    assert len(s.cuts) > 3
+    assert s(10_000) == pytest.approx(2e-3 / 8)

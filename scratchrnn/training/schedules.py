@@ -134,8 +134,8 @@ def make_schedule(name: str, lr: float, total_steps: int, warmup_steps: int = 0,
         inner = Cosine(lr, max(1, total_steps), min_lr)
     elif name == "step":
         inner = StepDecay(lr, step_size or max(1, total_steps // 3), gamma)
-    elif name == "plateau":
-        inner = Plateau(lr, min_lr=min_lr)
+    elif name == "plateau":     # floored at η/8: three cuts at most, never a stalled run
+        inner = Plateau(lr, min_lr=min_lr or lr / 8)
     else:
         raise ValueError(f"schedule: expected 'constant', 'cosine', 'step' or 'plateau', "
                          f"got {name!r}")
