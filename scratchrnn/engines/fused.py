@@ -223,7 +223,8 @@ class Backward:
 
 
 def backward_buffers(xp: Any, cell: CellSpec, f: Forward, has_bias: bool, has_dout: bool,
-                     record: bool, bias_in_kernel: bool) -> Backward:
+                     record: bool, bias_in_kernel: bool, dout: Any = None) -> Backward:
+    """The backward buffers; ``dout`` (eager engines) is used in place of a buffer of its own."""
     T, Bn, I = f.x.shape
     G, H = cell.gates, f.H
     P = f.states[0].shape[2]
@@ -232,8 +233,14 @@ def backward_buffers(xp: Any, cell: CellSpec, f: Forward, has_bias: bool, has_do
     db_x = xp.zeros((G, H), dtype=dt)
     keep = record or cell.projection
     separate = cell.separate_h_grad
+    if dout is not None:
+        dout = xp.ascontiguousarray(dout, dtype=dt)
+    elif has_dout:
+        dout = xp.empty((T, Bn, P), dtype=dt)
+    else:
+        dout = xp.zeros((1, Bn, P), dtype=dt)
     return Backward(
-        dout=xp.empty((T, Bn, P), dtype=dt) if has_dout else xp.zeros((1, Bn, P), dtype=dt),
+        dout=dout,
         has_dout=has_dout, dh_rec=xp.empty((Bn, P), dtype=dt),
         dh_res=xp.zeros((Bn, P), dtype=dt),
         d_other=tuple(xp.empty((Bn, s.shape[2]), dtype=dt) for s in f.states[1:]),
@@ -366,9 +373,7 @@ class FusedEngine(Engine):
         dt = f.x.dtype
         w = prepare_weights(xp, cell, p, dt)
         b = backward_buffers(xp, cell, f, p.b_ih is not None, dout is not None, record,
-                             self.target.bias_in_kernel)
-        if dout is not None:
-            b.dout = xp.ascontiguousarray(dout, dtype=dt)
+                             self.target.bias_in_kernel, dout)
         b.dh_rec[...] = dcarry[0]
         for d, src in zip(b.d_other, dcarry[1:]):
             d[...] = src
