@@ -171,7 +171,7 @@ def expected_weight_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple
         "self", "device", "generator"}
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ValueError(f"model config for {kind!r} does not fit: unexpected keys {unknown}")
+        raise ValueError(f"model_config does not fit a {kind!r}: unexpected keys {unknown}")
     shapes: dict[str, tuple[int, ...]] = {}
     if kind == "language_model":
         V, E = _count(config, "vocab_size"), _count(config, "embedding_dim", optional=True)
