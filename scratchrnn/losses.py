@@ -136,6 +136,9 @@ class CrossEntropyLoss(Module):
                 raise ValueError("logits: expected finite values or -inf, got NaN or +Inf")
         y = _as_backend("targets", targets, backend)
         lead, C = tuple(logits.shape[:-1]), logits.shape[-1]
+        if C == 0:
+            raise ValueError(f"logits: expected at least one class (last dim C >= 1), got "
+                             f"shape {tuple(logits.shape)}")
         checks.check_shape("targets", y, lead, f"(logits' leading dims; logits has shape "
                            f"{tuple(logits.shape)})")
         if not B.is_integer(y):
@@ -157,8 +160,7 @@ class CrossEntropyLoss(Module):
         classes = xp.arange(C, device=backend.device)
         picked = (y[..., None] == classes) & counted[..., None]             # (..., C) bool
         onehot = xp.astype(picked, logits.dtype)                           # (..., C)
-        # C = 0 is allowed when no target counts (a batch of ignored targets)
-        logp = log_softmax(logits, axis=-1) if C > 0 else logits           # (..., C)
+        logp = log_softmax(logits, axis=-1)                                # (..., C)
         w = xp.astype(counted, logits.dtype)[..., None]                    # (..., 1)
         # select, not multiply: a -inf logit of a class that is not the target gives
         # log p = -inf there, and 0 · (-inf) would be NaN (PyTorch's loss stays finite)

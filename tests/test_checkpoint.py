@@ -185,6 +185,34 @@ def test_bad_metadata_is_named_with_the_file(tmp_path, change, text):
         C.load_checkpoint(path)
 
 
+@pytest.mark.parametrize("change, text", [
+    (lambda m: m.update(model_kind="gan"),
+     r"model_kind: expected one of \['classifier', 'language_model', 'regressor'\], got 'gan'"),
+    (lambda m: m["model_config"].update(dtype="float16"),
+     r"model_config\['dtype'\]: expected one of \('float32', 'float64'\), got 'float16'"),
+])
+def test_unknown_kind_or_dtype_is_named_with_the_file(tmp_path, change, text):
+    path = rewrite(saved(tmp_path), tmp_path, change)
+    with pytest.raises(ValueError, match="bad.npz: " + text):
+        C.load_checkpoint(path).build_model()
+
+
+def test_a_checkpoint_edited_after_loading_names_its_file(tmp_path):
+    ck = C.load_checkpoint(saved(tmp_path))
+    ck.model_config = {**ck.model_config, "dtype": "float16"}
+    with pytest.raises(ValueError, match=r"ck.npz: model_config\['dtype'\]"):
+        ck.build_model()
+    ck.model_kind = "gan"
+    with pytest.raises(ValueError, match="ck.npz: model_kind: expected one of"):
+        ck.build_model()
+
+
+def test_a_field_the_model_refuses_is_named_with_the_file(tmp_path):
+    path = rewrite(saved(tmp_path), tmp_path, lambda m: m["model_config"].update(dropout="x"))
+    with pytest.raises(ValueError, match="bad.npz: model_config: dropout"):
+        C.load_checkpoint(path).build_model()
+
+
 def test_metadata_that_is_a_json_list(tmp_path):
     path = tmp_path / "list.npz"
     np.savez(path, **{serialize.META_KEY: np.frombuffer(b"[1, 2]", dtype=np.uint8)})

@@ -453,6 +453,22 @@ def test_resuming_a_checkpoint_that_stores_the_old_name_rnn(tmp_path, text_file,
     assert serialize.read_npz_index(path)[1]["model_config"]["cell"] == "rnn_tanh"
 
 
+def test_resume_names_the_file_and_field_of_a_bad_trainer_entry(tmp_path, text_file, capsys):
+    from scratchrnn.backend import serialize
+
+    out = tmp_path / "run"
+    base = ["train", "--text", str(text_file), "--quiet", *TINY, "--out", str(out)]
+    assert _run([*base, "--steps", "3"], capsys)[0] == 0
+    path = out / "checkpoint.npz"
+    _, meta = serialize.read_npz_index(path)
+    meta["info"]["trainer"]["epoch"] = "x"
+    serialize.save_npz_atomic(path, serialize.read_npz_arrays(path), meta)
+    rc, _, err = _run([*base, "--steps", "5", "--resume", str(out)], capsys)
+    errors = [line for line in err.splitlines() if ": warning: " not in line]
+    assert rc == 1 and len(errors) == 1 and "Traceback" not in err
+    assert f"checkpoint {path}: info.trainer.epoch: expected an int >= 0, got 'x'" in err
+
+
 def test_gradcheck_takes_the_cell_names_and_the_alias(monkeypatch, capsys):
     import scratchrnn.gradcheck as G
 

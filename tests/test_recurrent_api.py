@@ -139,6 +139,23 @@ def test_load_state_dict_shape_mismatch_names_the_key():
         layer.load_state_dict(state)
 
 
+def test_load_state_dict_refuses_values_that_overflow_the_parameter_dtype():
+    """Finite float64 values past float32's range would become Inf in the cast."""
+    import warnings
+
+    layer = LAYERS["lstm"](3, 4, generator=B.Generator(0))               # float32
+    before = {k: np.array(v) for k, v in layer.state_dict().items()}
+    huge = {k: np.full(v.shape, 1e300) for k, v in before.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                   # no RuntimeWarning
+        with pytest.raises(ValueError, match=r"state_dict\['weight_ih_l0'\]: expected values "
+                                             r"that fit float32, got finite float64 values "
+                                             r"that overflow it to Inf"):
+            layer.load_state_dict(huge)
+    assert all(np.array_equal(v, before[k]) for k, v in layer.state_dict().items())
+    make("lstm", 3, 4).load_state_dict(huge)                             # float64 holds them
+
+
 def test_load_state_dict_missing_and_unexpected_keys():
     layer = make("gru")
     state = dict(layer.state_dict())

@@ -187,3 +187,73 @@ def test_save_every_and_its_deprecated_name(tmp_path):
     with pytest.warns(DeprecationWarning, match="use save_every"):
         cfg = TrainConfig(max_steps=1, checkpoint_every=3)
     assert cfg.save_every == 3 and cfg.checkpoint_every is None
+
+
+# ---- Trainer.load: all or nothing ------------------------------------------- #
+def snapshot(tr: Trainer) -> dict:
+    """Everything Trainer.load restores, as plain comparable values."""
+    opt = tr.optimizer.state_dict()
+    state = tr.task.state if isinstance(tr.task.state, tuple) else (tr.task.state,)
+    return {"weights": weights(tr),
+            "optim": {n: {k: B.to_numpy(v).copy() for k, v in slots.items()}
+                      for n, slots in opt["state"].items()},
+            "optim_scalars": (opt["lr"], opt["steps"], dict(opt["hyper"])),
+            "rng": {k: repr(g.get_state()) for k, g in tr._rngs().items()},
+            "counters": (tr.step, tr.epoch, tr.position, tr.elapsed, tr.tokens_seen,
+                         tr.best_val, tr.last_checkpoint),
+            "history": tr.history.to_dict(),
+            "carried": [None if s is None else B.to_numpy(s).copy() for s in state]}
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if key in ("weights", "optim"):
+            assert a[key].keys() == b[key].keys()
+            for n in a[key]:
+                x, y = a[key][n], b[key][n]
+                same = all(np.array_equal(x[k], y[k]) for k in x) if isinstance(x, dict) \
+                    else np.array_equal(x, y)
+                assert same, (key, n)
+        elif key == "carried":
+            assert all((x is None and y is None) or np.array_equal(x, y)
+                       for x, y in zip(a[key], b[key]))
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.mark.parametrize("field, change, text", [
+    ("epoch", lambda m: m["info"]["trainer"].update(epoch="x"),
+     r"info.trainer.epoch: expected an int >= 0, got 'x'"),
+    ("position", lambda m: m["info"]["trainer"].update(position=-2),
+     r"info.trainer.position: expected an int >= 0, got -2"),
+    ("elapsed", lambda m: m["info"]["trainer"].update(elapsed="soon"),
+     r"info.trainer.elapsed: expected a finite number >= 0, got 'soon'"),
+    ("best_val", lambda m: m["info"]["trainer"].update(best_val=[1]),
+     r"info.trainer.best_val: expected a finite number, got \[1\]"),
+    ("trainer", lambda m: m["info"].update(trainer=3), "info.trainer: expected a JSON object"),
+    ("history", lambda m: m["info"]["history"].update(loss="abc"),
+     "info.history.loss: expected a list of numbers, got 'abc'"),
+    ("optimizer", lambda m: m["optimizer"].update(type="SGD"),
+     "does not fit this model/optimizer .*expected type Adam, got 'SGD'"),
+])
+def test_a_refused_load_changes_nothing(tmp_path, field, change, text):
+    """Every field is checked before the first one is restored: weights, optimizer
+    state, random states, counters, history and carried state stay as they were."""
+    from scratchrnn.backend import serialize
+
+    source = lm_trainer(0, max_steps=6)
+    source.fit()
+    good = source.save(tmp_path / "ck.npz")
+    _, meta = serialize.read_npz_index(good)
+    change(meta)
+    bad = serialize.save_npz_atomic(tmp_path / "bad.npz", serialize.read_npz_arrays(good), meta)
+
+    target = lm_trainer(5, max_steps=3)
+    target.fit()                                  # its own non-trivial state
+    before = snapshot(target)
+    with pytest.raises(ValueError, match=r"checkpoint .*bad.npz: " + text):
+        target.load(bad)
+    assert_same(before, snapshot(target))
+    target.load(good)                             # and the good file still loads
+    assert target.step == 6

@@ -236,8 +236,16 @@ def save_safetensors_atomic(path: str | os.PathLike, arrays: Mapping[str, Any],
     return atomic_write(path, lambda f: f.write(data))
 
 
-def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """(host arrays, string metadata) of a ``.safetensors`` file; errors name the file."""
+# the tensor dtypes read (the format's names); BF16 and F16 are widened to float32 (exact)
+SAFETENSORS_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32",
+                      "U16", "U8")
+
+
+def read_safetensors_index(path: str | os.PathLike
+                           ) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict[str, str]]:
+    """(name -> (dtype, shape), string metadata) of a ``.safetensors`` file, from its
+    header alone (no tensor is read). Errors name the file; a dtype outside
+    :data:`SAFETENSORS_DTYPES` is refused by name."""
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
@@ -246,8 +254,50 @@ def load_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], di
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = dict(f.metadata() or {})
-            arrays = {name: f.get_tensor(name) for name in f.keys()}
+            index = {}
+            for name in f.keys():
+                sl = f.get_slice(name)
+                index[name] = (str(sl.get_dtype()), tuple(int(d) for d in sl.get_shape()))
     except (SafetensorError, OSError, ValueError, TypeError) as err:
+        raise ValueError(f"safetensors {path}: not a readable .safetensors file ({err})") \
+            from None
+    for name, (dtype, _) in index.items():
+        if dtype not in SAFETENSORS_DTYPES:
+            raise ValueError(f"safetensors {path}: tensor {name!r}: dtype {dtype} is not "
+                             f"supported (expected one of {', '.join(SAFETENSORS_DTYPES)})")
+    return index, meta
+
+
+def _read_bf16(path: Path, name: str) -> np.ndarray:
+    """A BF16 tensor as float32: its 16 bits are the top half of a float32 (exact)."""
+    with open(path, "rb") as f:
+        (n,) = np.frombuffer(f.read(8), dtype="<u8")
+        header = json.loads(f.read(int(n)))
+    entry = header[name]
+    begin, end = entry["data_offsets"]
+    bits = np.fromfile(path, dtype="<u2", count=(end - begin) // 2, offset=8 + int(n) + begin)
+    return (bits.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
+
+
+def load_safetensors(path: str | os.PathLike, names: list[str] | None = None
+                     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(host arrays, string metadata) of a ``.safetensors`` file (the tensors ``names``,
+    default all), checked by :func:`read_safetensors_index`; BF16 and F16 tensors come
+    back as float32. Errors name the file."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    index, meta = read_safetensors_index(path)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            for name in index if names is None else names:
+                if index[name][0] == "BF16":
+                    arrays[name] = _read_bf16(path, name)
+                else:
+                    a = f.get_tensor(name)
+                    arrays[name] = a.astype(np.float32) if index[name][0] == "F16" else a
+    except (SafetensorError, OSError, ValueError, TypeError, KeyError) as err:
         raise ValueError(f"safetensors {path}: not a readable .safetensors file ({err})") \
             from None
     return arrays, meta

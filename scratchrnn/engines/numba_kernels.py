@@ -17,7 +17,8 @@ source is worth reading: ``kernels(cell).source``) and compiles it:
 Padding, ∂L/∂out, the recording of ∂L/∂h_t and the bias sums are written
 once, in the templates below, for every cell. The module is written to a
 cache folder and compiled with ``cache=True``, so the compilation is paid
-once per machine.
+once per machine. The folder must be private to the user (see
+:func:`_cache_dir`): its files are executed and unpickled.
 
 The loop shapes follow what LLVM vectorises (measured when the kernels were
 hand-written): one array per cached gate, each gate block a contiguous row,
@@ -30,12 +31,16 @@ OpenBLAS's threads slow each other down badly.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
-import importlib.util
 import math
 import os
+import shutil
+import stat
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import ModuleType
@@ -289,39 +294,118 @@ def _check(cell: CellSpec) -> None:
                          "direct part of ∂L/∂h_prev")
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("SCRATCHRNN_CACHE") or os.environ.get("XDG_CACHE_HOME") or \
-        os.path.join(os.path.expanduser("~"), ".cache")
-    path = Path(base) / "scratchrnn" / "numba"
+# --------------------------------------------------------------------------- #
+# The kernel cache: a folder only this user can write in
+# --------------------------------------------------------------------------- #
+# Its files are imported (the generated modules) and unpickled (numba's index
+# in __pycache__), so a folder anyone else can write in would run their code.
+# A folder is used only when it is (or is made) a real folder owned by this
+# user with mode 0700, in a chain of folders no other user can change; the
+# module is executed from the text generated in this process, after the file
+# on disk has been checked (rewritten if it differs) to hold that same text.
+_private_tmp: Path | None = None      # mkdtemp folder of this process, when both refuse
+
+
+def _others_can_write(st: os.stat_result, uid: int) -> bool:
+    """Can a user other than ``uid`` (root aside) create or rename entries here?"""
+    if st.st_uid not in (uid, 0):
+        return True
+    group = bool(st.st_mode & stat.S_IWGRP) and st.st_gid != os.getgid()
+    world = bool(st.st_mode & stat.S_IWOTH) and not st.st_mode & stat.S_ISVTX
+    return group or world
+
+
+def _why_not_private(path: Path) -> str:
+    """'' when ``path`` is a folder only this user can write in (created with mode
+    0700 when missing; an own folder that others cannot write in is tightened to
+    0700), else why it is refused."""
+    uid = os.getuid()
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            return "is not a folder (or is a link)"
+        if st.st_uid != uid:
+            return f"belongs to uid {st.st_uid}, not to this user (uid {uid})"
+        if _others_can_write(st, uid):
+            return f"can be written by other users (mode {stat.S_IMODE(st.st_mode):04o})"
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.chmod(path, 0o700)
+        for parent in Path(os.path.realpath(path.parent), "x").parents:
+            if _others_can_write(os.stat(parent), uid):
+                return f"lies in {parent}, which other users can change"
         probe = path / f".probe-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
-        return path
-    except OSError:
-        fallback = Path(tempfile.gettempdir()) / f"scratchrnn-numba-{os.getuid()}"
-        fallback.mkdir(exist_ok=True)
-        return fallback
+    except OSError as err:
+        return f"cannot be used ({err.strerror or err})"
+    return ""
+
+
+def _cache_dir() -> Path:
+    """The first private folder of ``$SCRATCHRNN_CACHE``/scratchrnn/numba (else
+    ``$XDG_CACHE_HOME`` or ``~/.cache``), ``$TMPDIR/scratchrnn-numba-<uid>``, and a
+    new temporary folder for this process (removed at exit), with a one-line
+    warning when a folder is refused for its owner or permissions."""
+    global _private_tmp
+    base = os.environ.get("SCRATCHRNN_CACHE") or os.environ.get("XDG_CACHE_HOME") or \
+        os.path.join(os.path.expanduser("~"), ".cache")
+    refused = []
+    for path in (Path(base) / "scratchrnn" / "numba",
+                 Path(tempfile.gettempdir()) / f"scratchrnn-numba-{os.getuid()}"):
+        why = _why_not_private(path)
+        if not why:
+            if refused:
+                warnings.warn(f"numba kernel cache: {refused[0]}; using {path}", RuntimeWarning,
+                              stacklevel=3)
+            return path
+        if not why.startswith("cannot be used"):
+            refused.append(f"{path} {why}")
+    if _private_tmp is None or not _private_tmp.is_dir():
+        _private_tmp = Path(tempfile.mkdtemp(prefix="scratchrnn-numba-"))     # mode 0700
+        atexit.register(shutil.rmtree, _private_tmp, ignore_errors=True)
+    if refused:
+        warnings.warn(f"numba kernel cache: {'; '.join(refused)}; compiling into "
+                      f"{_private_tmp} for this process only", RuntimeWarning, stacklevel=3)
+    return _private_tmp
 
 
 def _load(name: str, source: str) -> ModuleType:
-    """Write ``source`` once (atomically, named by its hash) and import it as a module."""
+    """``source`` as a module: run from this text, with its file (named by the text's
+    hash, written atomically) in the private cache folder for numba's cache."""
     key = hashlib.sha256((source + Path(__file__).read_text(encoding="utf-8")).encode())
     stem = f"{name}_{key.hexdigest()[:16]}"
-    path = _cache_dir() / f"{stem}.py"
-    if not path.exists():
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(source, encoding="utf-8")
-        os.replace(tmp, path)
     mod_name = f"scratchrnn_generated_{stem}"
     if mod_name in sys.modules:
         return sys.modules[mod_name]
-    spec = importlib.util.spec_from_file_location(mod_name, path)
-    module = importlib.util.module_from_spec(spec)
+    folder = _cache_dir()
+    path = folder / f"{stem}.py"
+    if not _holds(path, source):          # missing, damaged or not ours: write it again
+        fd, tmp = tempfile.mkstemp(prefix=f"{stem}.", suffix=".tmp", dir=folder)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(source)
+        os.replace(tmp, path)
+    module = ModuleType(mod_name)
+    module.__file__ = str(path)
     sys.modules[mod_name] = module
-    spec.loader.exec_module(module)
+    try:
+        exec(compile(source, str(path), "exec"), module.__dict__)   # the generated text
+    except BaseException:
+        del sys.modules[mod_name]
+        raise
     return module
+
+
+def _holds(path: Path, source: str) -> bool:
+    """Is ``path`` a regular file (not a link) whose text is ``source``?"""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        return path.read_text(encoding="utf-8") == source
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 _compiled: dict[str, CellKernels] = {}

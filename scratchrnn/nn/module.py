@@ -104,27 +104,39 @@ class Module:
 
         ``state`` is a mapping name -> array, or the path of a ``.safetensors``
         file (PyTorch's names, e.g. one written by ``scratchrnn export`` or by
-        ``safetensors.torch.save_file(torch_model.state_dict(), path)``).
-        Each array must have the parameter's shape and hold finite real
-        numbers; it is converted to the parameter's device and dtype.
+        ``safetensors.torch.save_file(torch_model.state_dict(), path)``; its
+        tensors' shapes are checked against the parameters before any is read,
+        bfloat16 and float16 tensors are widened exactly to float32).
+        Each array must have the parameter's shape and hold real numbers that
+        stay finite in the parameter's dtype (a float64 1e300 overflows
+        float32: refused); it is converted to the parameter's device and dtype.
         ``strict`` requires the same key set. Every array is checked before
         any parameter changes.
         """
-        if isinstance(state, (str, os.PathLike)):
-            from ..backend.serialize import load_safetensors
+        self.apply_state(self.check_state(state, strict))
 
-            state, _ = load_safetensors(state)
+    def check_state(self, state: Mapping[str, Any] | str | os.PathLike,
+                    strict: bool = True) -> dict[str, Any]:
+        """The checks of :meth:`load_state_dict`, changing nothing: name -> host array
+        already cast to its parameter's dtype, for :meth:`apply_state`."""
+        params = dict(self.named_parameters())
+        if isinstance(state, (str, os.PathLike)):
+            from ..backend.serialize import load_safetensors, read_safetensors_index
+
+            index, _ = read_safetensors_index(state)
+            try:
+                _check_keys(params, index, strict)
+            except KeyError as err:
+                raise KeyError(f"safetensors {state}: {err.args[0]}") from None
+            for name, (_, shape) in index.items():
+                if name in params and shape != params[name].shape:
+                    raise ValueError(f"safetensors {state}: tensor {name!r}: expected shape "
+                                     f"{params[name].shape}, got {shape}")
+            state, _ = load_safetensors(state, [k for k in index if k in params])
         if not isinstance(state, Mapping):
             raise TypeError(f"state_dict: expected a mapping name -> array or a .safetensors "
                             f"path, got {type(state).__name__}")
-        params = dict(self.named_parameters())
-        if strict:
-            missing = sorted(set(params) - set(state))
-            unexpected = sorted(set(state) - set(params))
-            if missing or unexpected:
-                raise KeyError(
-                    f"state_dict: missing keys {missing}, unexpected keys {unexpected}"
-                )
+        _check_keys(params, state, strict)
         checked: dict[str, Any] = {}
         for name, value in state.items():
             if name not in params:
@@ -140,8 +152,19 @@ class Module:
                 )
             if not B.all_finite(host):
                 raise ValueError(f"state_dict[{name!r}]: expected finite values, got NaN or Inf")
-            checked[name] = host
-        for name, host in checked.items():                # nothing changed until here
+            dtype = B.dtype_name(p.data)
+            with B.quiet_float_errors():            # overflow is checked just below
+                cast = host.astype(dtype, copy=False)
+            if not B.all_finite(cast):
+                raise ValueError(f"state_dict[{name!r}]: expected values that fit {dtype}, got "
+                                 f"finite {host.dtype} values that overflow it to Inf")
+            checked[name] = cast
+        return checked
+
+    def apply_state(self, checked: Mapping[str, Any]) -> None:
+        """Assign what :meth:`check_state` returned (cannot fail half way)."""
+        params = dict(self.named_parameters())
+        for name, host in checked.items():
             p = params[name]
             p.data = B.backend_of(p.data).asarray(host, dtype=p.data.dtype)
             p.zero_grad()
@@ -186,6 +209,14 @@ class Module:
             body = repr(child).replace("\n", "\n  ")
             lines.append(f"  ({name}): {body}")
         return "\n".join(lines) + (")" if len(lines) == 1 else "\n)")
+
+
+def _check_keys(params: Mapping[str, Any], state: Mapping[str, Any], strict: bool) -> None:
+    if strict:
+        missing = sorted(set(params) - set(state))
+        unexpected = sorted(set(state) - set(params))
+        if missing or unexpected:
+            raise KeyError(f"state_dict: missing keys {missing}, unexpected keys {unexpected}")
 
 
 def _prod(shape: tuple[int, ...]) -> int:

@@ -53,21 +53,17 @@ class Checkpoint:
 
     def build_model(self, device: Any = None, dtype: str | None = None) -> Module:
         """Rebuild the model from its config and load the weights."""
-        from ..models import build_model
-
         try:                  # the shapes first: a config must not allocate what the file lacks
-            expected = expected_weight_shapes(self.model_kind, self.model_config)
+            check_model_metadata(self.model_kind, self.model_config,
+                                 {k: tuple(v.shape) for k, v in self.weights.items()},
+                                 self.vocab)
         except ValueError as err:
             raise ValueError(f"checkpoint {self.path}: {err}") from None
-        if expected is not None:
-            diff = _fits(expected, {k: tuple(v.shape) for k, v in self.weights.items()})
-            if diff:
-                raise ValueError(f"checkpoint {self.path}: weights do not fit the model "
-                                 f"({diff})")
-        model = build_model(self.model_kind, self.model_config, device=device, dtype=dtype)
+        model = build_checked_model(f"checkpoint {self.path}", self.model_kind,
+                                    self.model_config, device=device, dtype=dtype)
         try:
             model.load_state_dict(self.weights)
-        except (KeyError, ValueError) as err:
+        except (KeyError, ValueError, TypeError) as err:
             raise ValueError(f"checkpoint {self.path}: weights do not fit the model "
                              f"({err})") from None
         return model
@@ -156,20 +152,26 @@ def _rnn_shapes(config: dict[str, Any], input_size: int, bidirectional: bool
     return shapes
 
 
-def expected_weight_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+def expected_weight_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Parameter name -> shape that ``build_model(kind, config)`` would allocate,
-    computed without building it (None for a kind this function does not know)."""
+    computed without building it. Refuses (``ValueError`` naming the field) an
+    unknown kind, a config that is not a dict, unknown keys, sizes that are not
+    positive ints, an unknown cell and a dtype other than float32/float64."""
     from ..models import MODELS
 
+    if not isinstance(kind, str) or kind not in MODELS:
+        raise ValueError(f"model_kind: expected one of {sorted(MODELS)}, got {kind!r:.80}")
     if not isinstance(config, dict):
-        raise ValueError(f"model_config: expected a JSON object, got {type(config).__name__}")
-    if kind not in MODELS:
-        return None
+        raise ValueError(f"model_config: expected a JSON object, got {_json_type(config)}")
+    dtype = config.get("dtype", "float32")
+    if dtype not in B.FLOAT_DTYPES:
+        raise ValueError(f"model_config['dtype']: expected one of {B.FLOAT_DTYPES}, got "
+                         f"{dtype!r:.80}")
     allowed = set(inspect.signature(MODELS[kind].__init__).parameters) - {
         "self", "device", "generator"}
     unknown = sorted(set(config) - allowed)
     if unknown:
-        raise ValueError(f"model config for {kind!r} does not fit: unexpected keys {unknown}")
+        raise ValueError(f"model_config does not fit a {kind!r}: unexpected keys {unknown}")
     shapes: dict[str, tuple[int, ...]] = {}
     if kind == "language_model":
         V, E = _count(config, "vocab_size"), _count(config, "embedding_dim", optional=True)
@@ -194,13 +196,45 @@ def expected_weight_shapes(kind: str, config: dict[str, Any]) -> dict[str, tuple
         if config.get("pooling") == "attention":
             shapes["pool.weight"] = (width,)
         shapes.update({"head.weight": (C, width), "head.bias": (C,)})
-    elif kind == "regressor":
+    else:                                                       # "regressor"
         In, O = _count(config, "input_size"), _count(config, "output_size")
         shapes.update(_rnn_shapes(config, In, False))
         shapes.update({"head.weight": (O, config["hidden_size"]), "head.bias": (O,)})
-    else:
-        return None
     return shapes
+
+
+def _json_type(value: Any) -> str:
+    """What JSON calls the type of a decoded ``value`` (a list is an array, None null)."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def check_model_metadata(kind: Any, config: Any, stored: dict[str, tuple[int, ...]],
+                         vocab: Vocab | None) -> dict[str, tuple[int, ...]]:
+    """A stored model's kind and config, checked against its stored weights' shapes
+    and its vocabulary before anything is built (``ValueError`` naming the field,
+    without the file: the caller adds it). Returns the expected shapes."""
+    expected = expected_weight_shapes(kind, config)
+    diff = _fits(expected, stored)
+    if diff:
+        raise ValueError(f"the weights do not fit the model config ({diff})")
+    if kind == "language_model" and vocab is not None and len(vocab) != config["vocab_size"]:
+        raise ValueError(f"the vocabulary has {len(vocab)} tokens, the model config says "
+                         f"vocab_size {config['vocab_size']}")
+    return expected
+
+
+def build_checked_model(where: str, kind: str, config: dict[str, Any], device: Any = None,
+                        dtype: str | None = None) -> Module:
+    """``build_model`` whose errors (a field the constructor refuses) name ``where``."""
+    from ..models import build_model
+
+    try:
+        return build_model(kind, config, device=device, dtype=dtype)
+    except (ValueError, TypeError) as err:
+        what = str(err) if str(err).startswith("model") else f"model_config: {err}"
+        raise ValueError(f"{where}: {what}") from None
 
 
 def _fits(expected: dict[str, tuple[int, ...]], stored: dict[str, tuple[int, ...]]) -> str:
@@ -283,18 +317,9 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
                                  f"got dtype {info.dtype}")
     stored = {k: info.shape for k, info in groups["model"].items()}
     try:
-        expected = expected_weight_shapes(kind, config)
+        check_model_metadata(kind, config, stored, vocab)
     except ValueError as err:
         raise ValueError(f"checkpoint {path}: {err}") from None
-    if expected is not None:
-        diff = _fits(expected, stored)
-        if diff:
-            raise ValueError(f"checkpoint {path}: the weights do not fit the model config "
-                             f"({diff})")
-        if kind == "language_model" and vocab is not None and \
-                len(vocab) != config["vocab_size"]:
-            raise ValueError(f"checkpoint {path}: the vocabulary has {len(vocab)} tokens, the "
-                             f"model config says vocab_size {config['vocab_size']}")
     opt_meta = meta["optimizer"]
     optimizer = None
     if opt_meta is not None:
@@ -322,7 +347,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         if info.kind not in "biuf":
             raise ValueError(f"checkpoint {path}: extra/{k}: expected real numbers, got dtype "
                              f"{info.dtype}")
-    if kind == "language_model" and expected is not None and "trainer" in meta["info"]:
+    if kind == "language_model" and "trainer" in meta["info"]:
         _check_carried_state(path, config, groups["extra"], meta["info"])
 
     # ---- read, then check the values -------------------------------------- #

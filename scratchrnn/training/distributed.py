@@ -156,6 +156,27 @@ class Communicator:
             return {}
         return {"ranks": {"size": self.size, "rng": self.allgather(states)}}
 
+    def check_rank_states(self, info: Mapping[str, Any]) -> None:
+        """``ValueError`` naming the field unless :meth:`restore_rank_states` can take
+        ``info`` without failing half way (called before anything is restored)."""
+        if self.size == 1:
+            return
+        ranks = info.get("ranks") or {}
+        if not isinstance(ranks, Mapping):
+            raise ValueError(f"info.ranks: expected a JSON object, got {ranks!r:.60}")
+        if ranks.get("size") != self.size:
+            return
+        streams = ranks.get("rng")
+        if not isinstance(streams, list) or len(streams) != self.size or \
+                not all(isinstance(r, Mapping) for r in streams):
+            raise ValueError(f"info.ranks.rng: expected {self.size} objects of generator "
+                             f"states, got {streams!r:.60}")
+        for name, state in streams[self.rank].items():
+            try:
+                B.check_generator_state(state)
+            except ValueError as err:
+                raise ValueError(f"info.ranks.rng[{self.rank}][{name!r}]: {err}") from None
+
     def restore_rank_states(self, info: Mapping[str, Any],
                             generators: Mapping[str, Generator]) -> None:
         """Undo :meth:`rank_states`: each rank takes back its own streams (a checkpoint

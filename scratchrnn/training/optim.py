@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .. import backend as B
@@ -83,6 +84,16 @@ def _check_betas(betas: Any) -> list[float]:
         if isinstance(b, bool) or not (isinstance(b, (int, float)) and 0.0 <= b < 1.0):
             raise ValueError(f"{name}: expected a value in [0, 1), got {b!r}")
     return [float(betas[0]), float(betas[1])]
+
+
+@dataclass(slots=True)
+class CheckedState:
+    """An optimizer state that :meth:`Optimizer.check_state` accepted."""
+
+    state: dict[str, dict[str, Array]]   # parameter name -> slot -> array (on its device)
+    lr: float
+    hyper: dict[str, Any]
+    steps: int
 
 
 class Optimizer:
@@ -176,6 +187,10 @@ class Optimizer:
         hyper-parameters (the constructor's own checks), the step count, and
         each state array's slot name, shape, dtype and finiteness.
         """
+        self.apply_state(self.check_state(sd))
+
+    def check_state(self, sd: Mapping[str, Any]) -> CheckedState:
+        """The checks of :meth:`load_state_dict`, changing nothing."""
         where = "optimizer state"
         if not isinstance(sd, Mapping):
             raise TypeError(f"{where}: expected a mapping, got {type(sd).__name__}")
@@ -230,8 +245,12 @@ class Optimizer:
                     raise ValueError(f"{label}: expected finite values, got NaN or Inf")
                 restored[key] = B.backend_of(p.data).asarray(host, dtype=p.data.dtype)
             state[name] = restored
-        self.state = state
-        self.lr, self.hyper, self.steps = probe.lr, probe.hyper, steps
+        return CheckedState(state, probe.lr, probe.hyper, steps)
+
+    def apply_state(self, checked: CheckedState) -> None:
+        """Take over what :meth:`check_state` returned (cannot fail half way)."""
+        self.state = checked.state
+        self.lr, self.hyper, self.steps = checked.lr, checked.hyper, checked.steps
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.hyper.items())

@@ -413,32 +413,71 @@ class Trainer:
 
     def load(self, path: str | os.PathLike | Checkpoint) -> Checkpoint:
         """Restore a checkpoint from :meth:`save` into this trainer (same model shape,
-        and for a language model the same batch size as the carried state's)."""
+        and for a language model the same batch size as the carried state's).
+
+        All or nothing: the weights, optimizer state, random states, trainer
+        fields (``info.trainer``), history and carried state are all checked
+        first; on an error (``ValueError`` naming the file and the field)
+        nothing in the trainer has changed."""
         ck = path if isinstance(path, Checkpoint) else load_checkpoint(path)
-        try:                        # before anything changes
-            self.task.check_state_arrays(ck.arrays)
-        except ValueError as err:
-            raise ValueError(f"checkpoint {ck.path}: {err}") from None
+        where = f"checkpoint {ck.path}"
         try:
-            self.model.load_state_dict(ck.weights)
-            if ck.optimizer is not None:
-                self.optimizer.load_state_dict(ck.optimizer)
-        except (KeyError, ValueError) as err:
-            raise ValueError(f"checkpoint {ck.path}: does not fit this model/optimizer "
-                             f"({err})") from None
+            self.task.check_state_arrays(ck.arrays)
+            resumed = _resumed_fields(ck.info)
+            history = History.from_dict(ck.info.get("history", {}), "info.history")
+            for name, state in ck.rng.items():
+                try:
+                    B.check_generator_state(state)
+                except ValueError as err:
+                    raise ValueError(f"rng[{name!r}]: {err}") from None
+            self.comm.check_rank_states(ck.info)
+        except ValueError as err:
+            raise ValueError(f"{where}: {err}") from None
+        try:
+            weights = self.model.check_state(ck.weights)
+            optim = None if ck.optimizer is None else self.optimizer.check_state(ck.optimizer)
+        except (KeyError, ValueError, TypeError) as err:
+            raise ValueError(f"{where}: does not fit this model/optimizer ({err})") from None
+        # ---- everything checked: restore ------------------------------------ #
+        self.model.apply_state(weights)
+        if optim is not None:
+            self.optimizer.apply_state(optim)
         rngs = self._rngs()
         for name, state in ck.rng.items():
             if name in rngs:
                 rngs[name].set_state(state)
         self.comm.restore_rank_states(ck.info, rngs)   # each rank's own streams
-        t = ck.info.get("trainer", {})
         self.step = ck.step
-        self.epoch, self.position = int(t.get("epoch", 0)), int(t.get("position", 0))
-        self.elapsed = float(t.get("elapsed", 0.0))
-        self.tokens_seen = int(t.get("tokens_seen", 0))
-        best = t.get("best_val")
-        self.best_val = None if best is None else float(best)
-        self.history = History.from_dict(ck.info.get("history", {}))
+        (self.epoch, self.position, self.elapsed, self.tokens_seen,
+         self.best_val) = resumed
+        self.history = history
         self.task.load_state_arrays(ck.arrays, self.model.backend)
         self.last_checkpoint = ck.path
         return ck
+
+
+def _resumed_fields(info: dict[str, Any]) -> tuple[int, int, float, int, float | None]:
+    """(epoch, position, elapsed, tokens_seen, best_val) from ``info["trainer"]`` as
+    :meth:`Trainer.save` writes it; ``ValueError`` naming the field otherwise."""
+    t = info.get("trainer", {})
+    if not isinstance(t, dict):
+        raise ValueError(f"info.trainer: expected a JSON object, got {t!r:.60}")
+
+    def count(key: str) -> int:
+        v = t.get(key, 0)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"info.trainer.{key}: expected an int >= 0, got {v!r:.60}")
+        return v
+
+    def number(key: str, default: float | None, low: float) -> float | None:
+        v = t.get(key, default)
+        if v is None and default is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                or v < low:
+            raise ValueError(f"info.trainer.{key}: expected a finite number"
+                             f"{' >= 0' if low == 0 else ''}, got {v!r:.60}")
+        return float(v)
+
+    return (count("epoch"), count("position"), number("elapsed", 0.0, 0.0),
+            count("tokens_seen"), number("best_val", None, -math.inf))
