@@ -145,10 +145,10 @@ def check_memory(what: str, n_values: int, itemsize: int, max_bytes: int, formul
     """Refuse, naming the memory it would need, when ``n_values`` exceed ``max_bytes``."""
     need = n_values * itemsize
     if need > max_bytes:
-        raise MemoryError(f"{what} would hold {_human(need)} ({formula} = {n_values:,} values "
-                          f"of {itemsize} bytes), above the limit max_bytes={max_bytes:,} "
-                          f"({_human(max_bytes)}); pass max_bytes={need:,} (or more) to allow "
-                          f"it, or {advice}")
+        raise MemoryError(
+            f"{what} would hold {need:,} bytes = {_human(need)} ({formula} = {n_values:,} "
+            f"values of {itemsize} bytes), above the limit max_bytes={max_bytes:,} "
+            f"({_human(max_bytes)}); pass max_bytes={need:,} (or more) to allow it, or {advice}")
 
 
 def _human(n: int) -> str:

@@ -135,8 +135,9 @@ def chunked_gradient(layer: Any, x: Array, d_output: Array, chunk: int, h0: Any 
         layer.zero_grad()
         state = h0
         for lo in range(0, T, chunk):
-            _, state = layer(x_tm[lo:lo + chunk, ...], state)         # carried, not differentiated
-            layer.backward(d_output[lo:lo + chunk, ...])
+            hi = min(lo + chunk, T)
+            _, state = layer(x_tm[lo:hi, ...], state)                 # carried, not differentiated
+            layer.backward(d_output[lo:hi, ...])
         grads = {n: p.grad for n, p in layer.named_parameters()}
     finally:
         layer.batch_first = batch_first
