@@ -101,9 +101,10 @@ plt.show()
 # | BPTT | the tape: $T \cdot S$ | $S \cdot |\theta| \sim H^2$ |
 #
 # `study.rtrl_vs_bptt_cost` measures both (BPTT with the layer's reference
-# engine, so that both are the same kind of array code) and counts what each
-# holds. Times come from this machine as the page is built; they are noisy,
-# the trends are not.
+# engine, so that both are the same kind of array code; CPU seconds on one
+# BLAS thread, so that the times count work) and counts what each holds. The
+# times come from the machine that runs this page; at the smallest sizes they
+# measure Python's per-step overhead more than arithmetic.
 
 # %%
 by_T = study.rtrl_vs_bptt_cost([(T_, 16) for T_ in (25, 50, 100, 200)], batch=1)
@@ -117,14 +118,14 @@ fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 ax = axes[0]
 ax.plot([r.T for r in by_T], [r.rtrl_seconds for r in by_T], "o-", label="RTRL")
 ax.plot([r.T for r in by_T], [r.bptt_seconds for r in by_T], "s-", label="BPTT")
-ax.set(xscale="log", yscale="log", xlabel="sequence length T (H = 16)", ylabel="seconds",
+ax.set(xscale="log", yscale="log", xlabel="sequence length T (H = 16)", ylabel="CPU seconds",
        title="time against T")
 ax = axes[1]
 ax.plot([r.H for r in by_H], [r.rtrl_seconds for r in by_H], "o-", label="RTRL")
 ax.plot([r.H for r in by_H], [r.bptt_seconds for r in by_H], "s-", label="BPTT")
 Hs = np.array([r.H for r in by_H], dtype=float)
 ax.plot(Hs, by_H[-1].rtrl_seconds * (Hs / Hs[-1]) ** 4, ":", color="0.5", label="∝ H⁴")
-ax.set(xscale="log", yscale="log", xlabel="hidden size H (T = 20)", ylabel="seconds",
+ax.set(xscale="log", yscale="log", xlabel="hidden size H (T = 20)", ylabel="CPU seconds",
        title="time against H (RTRL: S²|θ| ~ H⁴ a step)")
 ax = axes[2]
 ax.plot([r.T for r in by_T], [r.rtrl_held_bytes / 1024 for r in by_T], "o-", label="RTRL: P_t")

@@ -40,6 +40,7 @@ from typing import Any
 
 from .. import backend as B
 from ..backend import Array
+from ..backend.blas_threads import get_blas_threads, set_blas_threads
 from .steps import (
     MAX_BYTES,
     check_d_output,
@@ -105,11 +106,14 @@ class CostRow:
 
 def rtrl_vs_bptt_cost(sizes: Sequence[tuple[int, int]], cell: str = "rnn_tanh",
                       batch: int = 1, input_size: int = 2, device: str = "numpy",
-                      seed: int = 0) -> list[CostRow]:
+                      seed: int = 0, threads: int | None = 1) -> list[CostRow]:
     """Measure RTRL against the layer's BPTT (reference engine) for each (T, H) in ``sizes``.
 
     Both run in float64 on random x and d_output; each time is the best of
-    two runs. Peak memory is measured by ``tracemalloc`` (it sees NumPy's
+    two runs. With ``threads=1`` (the default) BLAS runs on one thread and the
+    time is this process's CPU time (``time.process_time``): it counts the
+    work, whatever else the machine runs. Another count, or None (BLAS left
+    as it is), measures wall time. Peak memory is measured by ``tracemalloc`` (it sees NumPy's
     allocations) in a separate run; held memory is counted from shapes. The
     figures depend on the machine: print them with :func:`cost_table`.
     """
@@ -131,7 +135,7 @@ def rtrl_vs_bptt_cost(sizes: Sequence[tuple[int, int]], cell: str = "rnn_tanh",
 
         runs = {"rtrl": partial(rtrl_gradients, layer, x, dout, max_bytes=2**40),
                 "bptt": partial(_bptt, layer, x, dout)}
-        times = {k: min(_seconds(f) for _ in range(2)) for k, f in runs.items()}
+        times = {k: min(_seconds(f, threads) for _ in range(2)) for k, f in runs.items()}
         peaks = {k: _peak_bytes(f) if backend.name == "numpy" else -1 for k, f in runs.items()}
         S = H * layer.cell.carry_size
         n_theta = sum(int(_size(p.data)) for p in layer.parameters())
@@ -158,10 +162,21 @@ def _size(a: Array) -> int:
     return n
 
 
-def _seconds(f: Any) -> float:
-    start = time.perf_counter()
-    f()
-    return time.perf_counter() - start
+def _seconds(f: Any, threads: int | None) -> float:
+    """Seconds f() takes on ``threads`` BLAS threads (the count is restored after):
+    this process's CPU time on one thread (the work, however loaded the machine
+    is), wall time otherwise."""
+    before = get_blas_threads() if threads is not None else None
+    if before is not None:
+        set_blas_threads(threads)
+    try:
+        clock = time.process_time if threads == 1 else time.perf_counter
+        start = clock()
+        f()
+        return clock() - start
+    finally:
+        if before is not None:
+            set_blas_threads(before)
 
 
 def _peak_bytes(f: Any) -> int:
