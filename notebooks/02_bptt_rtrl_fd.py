@@ -133,7 +133,9 @@ ax.plot([r.T for r in by_T], [r.bptt_held_bytes / 1024 for r in by_T], "s-",
         label="BPTT: the tape")
 ax.set(xscale="log", yscale="log", xlabel="sequence length T (H = 16)", ylabel="KiB held",
        title="memory: RTRL flat in T, BPTT linear")
-for ax in axes:
+for ax, ticks in zip(axes, ([r.T for r in by_T], [r.H for r in by_H], [r.T for r in by_T])):
+    ax.set_xticks(ticks, [str(v) for v in ticks])
+    ax.minorticks_off()
     ax.legend()
 fig.tight_layout()
 plt.show()

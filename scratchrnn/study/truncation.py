@@ -16,11 +16,12 @@ and g_k is the full gradient. The forward pass is the full sequence's, so
 every state is exact; only gradient paths are dropped. :func:`truncation_bias`
 reports ‖g_k − g‖/‖g‖ and the cosine between g_k and g.
 
-**Chunked TBPTT**, what the trainer does with a long stream cut into windows
-of k steps, carries the *state* from chunk to chunk (so the forward pass is
-still exact) but starts each chunk's backward afresh: an output at position
-j (0-based) inside its chunk keeps the paths d ≤ j, between 1 and k steps
-where BPTT(k) gives every output k. Its gradient is
+**Chunked TBPTT** (Williams & Peng's BPTT(h; h') with h = h' = k), what
+the trainer does with a long stream cut into windows of k steps, carries
+the *state* from chunk to chunk (so the forward pass is still exact) but
+starts each chunk's backward afresh: an output at position j (0-based)
+inside its chunk keeps the paths d ≤ j, between 1 and k steps where
+BPTT(k) gives every output k. Its gradient is
 :func:`chunked_gradient`; its bias lies between BPTT(1)'s and BPTT(k)'s.
 
 Computing every g_k at once: going back in time from τ = T−1, keep one
