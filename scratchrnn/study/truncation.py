@@ -6,8 +6,9 @@ path from θ into s_τ (the immediate sensitivity M_τ) and on to h_t:
 
     ∂L/∂θ = Σ_t Σ_{τ ≤ t} ∂L_t/∂h_t · ∂s_t/∂s_τ · M_τ          (d = t − τ steps back)
 
-**BPTT(k)** (Williams & Peng 1990's truncated BPTT with h = k) keeps the
-paths that go at most k − 1 steps back, d < k:
+**BPTT(k)**, truncated BPTT as Williams & Peng (1990) describe it, keeps
+for every output the paths of at most k steps, the output's own step
+included -- those that go at most k − 1 steps back, d < k:
 
     g_k = Σ_t Σ_{t-k < τ ≤ t} ∂L_t/∂h_t · ∂s_t/∂s_τ · M_τ
 
@@ -16,13 +17,14 @@ and g_k is the full gradient. The forward pass is the full sequence's, so
 every state is exact; only gradient paths are dropped. :func:`truncation_bias`
 reports ‖g_k − g‖/‖g‖ and the cosine between g_k and g.
 
-**Chunked TBPTT** (Williams & Peng's BPTT(h; h') with h = h' = k), what
+**Chunked TBPTT** (Williams & Peng's BPTT(h; h') with h' = h: back-
+propagate every h steps over the last h), what
 the trainer does with a long stream cut into windows of k steps, carries
 the *state* from chunk to chunk (so the forward pass is still exact) but
 starts each chunk's backward afresh: an output at position j (0-based)
 inside its chunk keeps the paths d ≤ j, between 1 and k steps where
-BPTT(k) gives every output k. Its gradient is
-:func:`chunked_gradient`; its bias lies between BPTT(1)'s and BPTT(k)'s.
+BPTT(k) gives every output k: it keeps every path of BPTT(1) and a part of
+BPTT(k)'s. Its gradient is :func:`chunked_gradient`.
 
 Computing every g_k at once: going back in time from τ = T−1, keep one
 upstream row per output t ≥ τ, v_t = ∂L_t/∂s_τ (t − τ steps back), take
