@@ -3,7 +3,7 @@
 Every file a run writes (checkpoints, ``history.json``, ``loss.png``,
 ``sample.txt``, ``metrics.csv`` when rewritten; ``export``'s safetensors too)
 goes through :func:`atomic_write` (it lives in :mod:`scratchrnn.backend.serialize`,
-which writes the array files, and is re-exported here):
+which writes the array files, and is re-exported here)::
 
     temp = <folder>/<name>.<pid>.<random>.tmp     created with O_EXCL (never follows a link)
     write, flush, fsync, chmod 0666 & ~umask      the same mode as any new file of the user

@@ -2,7 +2,7 @@
 
 Each follows PyTorch's update rule exactly (``torch.optim``'s documented
 algorithms, same defaults), so a run here and a run there agree step for step.
-With g = ∇θ L (``param.grad``), λ the weight decay, t the step count:
+With g = ∇θ L (``param.grad``), λ the weight decay, t the step count::
 
     SGD      g ← g + λθ;  b ← μ b + (1-τ) g  (b₁ = g);  g ← g + μ b (Nesterov) or b
              θ ← θ - η g

@@ -1,6 +1,6 @@
 """The files a training run keeps up to date in its output folder.
 
-=================  ===========================================================
+==================  ===========================================================
 ``checkpoint.npz``  the latest training state (written by the trainer's save)
 ``best.npz``        the weights with the best validation loss so far
 ``metrics.csv``     one row per step, appended and flushed as the run goes:
@@ -9,7 +9,7 @@
                     empty where the step was not validated)
 ``history.json``    the whole :class:`History`, rewritten at each evaluation
 ``loss.png``        the loss curve, redrawn at each evaluation
-=================  ===========================================================
+==================  ===========================================================
 
 Everything except the streamed CSV rows is written atomically
 (:mod:`.files`). When a run resumes at step t, rows past t (written by a run
