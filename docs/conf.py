@@ -30,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 _shared = ROOT.parent / "shared" / "data"
 if "SCRATCHRNN_DATA" not in os.environ and _shared.is_dir():
     os.environ["SCRATCHRNN_DATA"] = str(_shared)
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The gallery runs in this process, headless; the notebooks' kernels must not
+# inherit a forced backend, or their figures would not reach the page.
+os.environ.pop("MPLBACKEND", None)
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # tiny matrices: BLAS threads only spin
 
 project = "scratchrnn"

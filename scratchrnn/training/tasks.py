@@ -84,7 +84,7 @@ class Task:
         return {}
 
     def check_state_arrays(self, arrays: dict[str, Any]) -> None:
-        """Refuse (ValueError) :meth:`state_arrays` saved under a setup this task cannot
+        """Refuse (ValueError) :meth:`state_arrays` saved under a setup the task cannot
         continue from; called before anything is restored."""
 
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
@@ -162,7 +162,7 @@ class LanguageModelTask(Task):
             shape = tuple(arrays[k].shape)
             if len(shape) == 3 and shape[1] != batch:
                 raise ValueError(f"the carried TBPTT state ({k}, shape {shape}) was saved with "
-                                 f"batch size {shape[1]}, this task's batch size is {batch}; "
+                                 f"batch size {shape[1]}, the task's batch size is {batch}; "
                                  f"resume with batch_size={shape[1]} (or start a new run)")
 
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
