@@ -254,8 +254,12 @@ html_theme_options = {
     "use_download_button": False,
     "use_fullscreen_button": False,
 }
+html_context = {"default_mode": "auto"}   # light or dark, as the reader's system
 html_static_path: list[str] = []
 html_show_sourcelink = False
+# Search results without page summaries: a summary is fetched from the result's page,
+# which a browser refuses for a site opened from disk (file://).
+html_show_search_summary = False
 
 # MathJax 3 from an installed package, copied next to the pages: no CDN.
 mathjax_path = "mathjax/tex-chtml.js"
