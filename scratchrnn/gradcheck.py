@@ -130,6 +130,7 @@ class LayerCase:
 
     @property
     def label(self) -> str:
+        """One line naming the configuration, as the table prints it."""
         return (f"{self.cell:<8} L={self.num_layers} {'bi ' if self.bidirectional else 'uni'}"
                 f" lengths={'y' if self.lengths else 'n'} h0={'y' if self.h0 else 'n'}"
                 f" dropout={self.dropout:g}")
@@ -242,6 +243,7 @@ def all_layer_cases() -> list[LayerCase]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``scratchrnn gradcheck``: check every configuration, print the table, 0 if all pass."""
     parser = argparse.ArgumentParser(
         prog="scratchrnn gradcheck",
         description="Check every hand-written recurrent gradient against float64 central "

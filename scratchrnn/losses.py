@@ -118,6 +118,7 @@ class CrossEntropyLoss(Module):
         self._cache: CrossEntropyCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
 
     def forward(self, logits: Array, targets: Any, mask: Any = None) -> Array:
@@ -200,6 +201,7 @@ class MSELoss(Module):
         self._cache: MSECache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"reduction={self.reduction!r}"
 
     def forward(self, pred: Array, target: Any) -> Array:

@@ -37,6 +37,7 @@ class LSTMCache:
 
 
 def lstm_forward(xi, xf, xg, xo, hi, hf, hg, ho, h_prev, c_prev):
+    """i, f, g, o from the gate blocks (B, H); c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh c."""
     i = sigmoid(xi + hi)
     f = sigmoid(xf + hf)
     g = tanh(xg + hg)
@@ -48,6 +49,7 @@ def lstm_forward(xi, xf, xg, xo, hi, hf, hg, ho, h_prev, c_prev):
 
 
 def lstm_backward(dh, dc, h_prev, c_prev, k):
+    """(dai, daf, dag, dao), None (same for W_hh), (direct dh_prev 0, dc_prev = dc ⊙ f)."""
     do = dh * k.tanh_c
     dc = dc + dh * k.o * (1.0 - k.tanh_c * k.tanh_c)
     dai = dc * k.g * k.i * (1.0 - k.i)

@@ -47,6 +47,7 @@ class Dropout(Module):
         self._cache: DropoutCache | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"p={self.p:g}"
 
     def forward(self, x: Array) -> Array:

@@ -93,6 +93,7 @@ class Embedding(Module):
         self._cache: EmbeddingCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         return s + ("" if self.padding_idx is None else f", padding_idx={self.padding_idx}")
 

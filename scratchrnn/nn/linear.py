@@ -62,6 +62,7 @@ class Linear(Module):
         self._cache: LinearCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         s = f"in_features={self.in_features}, out_features={self.out_features}"
         return s + ("" if self.bias is not None else ", bias=False")
 

@@ -169,6 +169,7 @@ class AttentionPool(Module):
         self.weights: Array | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"{self.hidden_size}"
 
     def forward(self, h: Array, lengths: Any = None) -> Array:

@@ -18,8 +18,10 @@ class History:
     val: list[dict[str, float]] = field(default_factory=list)   # each with its "step"
 
     def to_dict(self) -> dict[str, Any]:
+        """The history as a JSON-ready dict of lists."""
         return {k: list(getattr(self, k)) for k in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> History:
+        """The history that :meth:`to_dict` wrote."""
         return cls(**{k: list(d.get(k, [])) for k in cls.__dataclass_fields__})

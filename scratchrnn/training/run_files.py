@@ -71,14 +71,17 @@ class MetricsCSV:
         self._writer = csv.writer(self._file, lineterminator="\n")
 
     def write(self, row: dict[str, Any]) -> None:
+        """Append one row (missing columns empty) and flush it."""
         self._writer.writerow([_cell(row.get(k)) for k in COLUMNS])
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self._file.close()
 
 
 def write_history(path: str | os.PathLike, history: Any) -> Path:
+    """Write ``history`` as JSON to ``path``, atomically."""
     return atomic_write_text(path, json.dumps(history.to_dict()))
 
 
@@ -90,6 +93,7 @@ def prepare_plot() -> None:
 
 
 def write_plot(path: str | os.PathLike, history: Any, title: str, unit: str) -> Path:
+    """Draw ``history``'s loss curve to ``path`` (PNG), atomically."""
     from .plots import plot_history
 
     return plot_history(history, path, title, unit=unit)

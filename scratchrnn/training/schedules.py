@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 
 class Schedule:
+    """A learning-rate schedule: ``schedule(step)`` is the rate for that step."""
     def __call__(self, step: int) -> float:  # pragma: no cover
         raise NotImplementedError
 
