@@ -93,6 +93,7 @@ def _check_mask(m: Array) -> None:
 
 @dataclass(slots=True)
 class CrossEntropyCache:
+    """What the cross-entropy backward needs from its forward."""
     p: Array                        # (..., C) softmax probabilities
     onehot: Array                   # (..., C) onehot(y), 0 rows where not counted
     w: Array                        # (..., 1) 1.0 where the target counts, else 0.0
@@ -185,6 +186,7 @@ class CrossEntropyLoss(Module):
 
 @dataclass(slots=True)
 class MSECache:
+    """What the mean-squared-error backward needs from its forward."""
     diff: Array                     # (...) prediction - target
     n: int                          # number of elements
 

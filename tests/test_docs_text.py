@@ -73,3 +73,63 @@ def test_readme_stays_a_front_page():
     assert "sphinx-build -W --keep-going -b html docs docs/_build/html" in readme
     for link in re.findall(r"\]\(((?:docs|examples|benchmarks)/[^)#]*)", readme):
         assert (ROOT / link).exists(), f"README links to a missing {link}"
+
+
+# The modules the API reference documents (docs/conf.py's API_MODULES).
+API_MODULES = ("scratchrnn.functional", "scratchrnn.cells", "scratchrnn.nn", "scratchrnn.losses",
+               "scratchrnn.training", "scratchrnn.gradcheck", "scratchrnn.data",
+               "scratchrnn.models", "scratchrnn.backend", "scratchrnn.study")
+
+
+def public_objects():
+    """(dotted name, object) for every public module, class, function, method and
+    property that the reference shows: defined in these modules, recursively."""
+    import importlib
+    import importlib.util
+    import inspect
+    import pkgutil
+
+    seen: set[str] = set()
+
+    def walk(name: str):
+        if name in seen:
+            return
+        seen.add(name)
+        module = importlib.import_module(name)
+        yield name, module
+        for key, obj in vars(module).items():
+            if key.startswith("_") or getattr(obj, "__module__", None) != name:
+                continue
+            if inspect.isfunction(obj):
+                yield f"{name}.{key}", obj
+            elif inspect.isclass(obj):
+                yield f"{name}.{key}", obj
+                for attr, member in vars(obj).items():
+                    if attr.startswith("_"):
+                        continue
+                    if isinstance(member, property):
+                        yield f"{name}.{key}.{attr}", member
+                    elif inspect.isfunction(getattr(member, "__func__", member)):
+                        yield f"{name}.{key}.{attr}", getattr(obj, attr)
+        if hasattr(module, "__path__"):
+            for info in pkgutil.iter_modules(module.__path__):
+                if not info.name.startswith("_"):
+                    yield from walk(f"{name}.{info.name}")
+
+    for name in API_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            yield from walk(name)
+
+
+def test_every_public_name_has_a_docstring():
+    import inspect
+
+    missing = []
+    for name, obj in public_objects():
+        doc = obj.__doc__ if isinstance(obj, property) else inspect.getdoc(obj)
+        if inspect.isclass(obj) and (obj.__doc__ is None
+                                     or obj.__doc__.startswith(f"{obj.__name__}(")):
+            doc = None          # a class says what it is itself (not dataclass's signature)
+        if not (doc or "").strip():
+            missing.append(name)
+    assert not missing, "public names without a docstring:\n" + "\n".join(missing)

@@ -135,6 +135,7 @@ def recurrent_projection(h_prev: Array, p: CellParams) -> Array:
 
 @dataclass(slots=True)
 class RecurrenceCache:
+    """What one step's backward needs besides the cell's own cache."""
     carry_prev: Carry      # the state entering the step
     cell: Any              # the cell's own cache
     m: Array | None        # (B, H) the state before the output projection, if any
@@ -182,6 +183,7 @@ def _is_zero(v: Any) -> bool:
 # --------------------------------------------------------------------------- #
 @dataclass(slots=True)
 class StepCache:
+    """What :func:`step_backward` needs from :func:`step_forward`."""
     x: Array               # (B, I)
     params: CellParams
     recur: RecurrenceCache

@@ -24,6 +24,7 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class ElmanCache:
+    """What the Elman backward needs from its forward: h, for the derivative."""
     h: Array  # (B, H) φ's output, reused for φ'
 
 

@@ -30,6 +30,7 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class GRUCache:
+    """What the GRU backward needs from its forward: the gates and hn."""
     r: Array       # (B, H) reset gate
     z: Array       # (B, H) update gate
     n: Array       # (B, H) candidate

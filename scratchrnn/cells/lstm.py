@@ -29,6 +29,7 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class LSTMCache:
+    """What the LSTM backward needs from its forward: the gates and tanh(c_t)."""
     i: Array       # (B, H) input gate
     f: Array       # (B, H) forget gate
     g: Array       # (B, H) cell candidate

@@ -24,6 +24,7 @@ from .module import Module
 
 @dataclass(slots=True)
 class DropoutCache:
+    """What the dropout backward needs from its forward: the scaled mask, and what dy must match."""
     mask: Array | None              # (...) m / q, like x; None when forward was the identity
     x_shape: tuple[int, ...]        # what backward's dy must match: x's shape, dtype, backend
     x_dtype: Any

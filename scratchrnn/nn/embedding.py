@@ -28,6 +28,7 @@ from .module import Module, Parameter
 
 @dataclass(slots=True)
 class EmbeddingCache:
+    """What the embedding backward needs from its forward: the ids."""
     idx: Array                      # (N,) the ids, flattened
     lead: tuple[int, ...]           # the ids' shape (...)
 

@@ -26,6 +26,7 @@ from .module import Module, Parameter
 
 @dataclass(slots=True)
 class LinearCache:
+    """What the linear backward needs from its forward: the input x."""
     x: Array                        # (N, I) the input, leading dims flattened
     lead: tuple[int, ...]           # the leading dims (...) of the input
 

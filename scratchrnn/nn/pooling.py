@@ -68,6 +68,7 @@ def _check_dpooled(dpooled: Array, h_shape: tuple[int, ...], dtype: Any,
 
 @dataclass(slots=True)
 class WeightsCache:
+    """What a weighted pool's backward needs from its forward."""
     w: Array                        # (T, B, 1) the fixed weight of each step
     H: int
 
@@ -127,6 +128,7 @@ class MeanPool(_WeightedSumPool):
 
 @dataclass(slots=True)
 class AttentionCache:
+    """What the attention pool's backward needs from its forward."""
     h: Array                        # (T, B, H) the input
     alpha: Array                    # (T, B) attention weights, 0 on padding
 

@@ -38,6 +38,7 @@ from .distributed import Communicator, SingleProcess
 
 @dataclass(slots=True)
 class StepResult:
+    """One training step's mean loss and the number of items it averaged over."""
     loss: float        # the batch's mean loss
     tokens: int        # items the loss averaged over (target tokens, sequences)
 

@@ -82,6 +82,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
+    """How long to train, clipping, and when to validate, save and log."""
     max_steps: int | None = None       # stop after this many optimizer steps
     epochs: int | None = None          # ... or after this many passes over the data
     max_seconds: float | None = None   # ... or after this much wall-clock time
