@@ -13,6 +13,8 @@ at the end of one window starts the next (truncated BPTT). Every
 prompt "thy"; at the end it samples 300 characters from "to" at temperature
 0.1 (nearly greedy, repetitive) and 1.0 (varied, more mistakes).
 
+Run it::
+
     python examples/char_shakespeare.py                    # the lesson (about 10 minutes)
     python examples/char_shakespeare.py --epochs 1 --out runs/shakespeare
     python examples/char_shakespeare.py --device cuda      # with CuPy on a GPU

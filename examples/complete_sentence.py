@@ -8,6 +8,8 @@ RNN with 12 hidden units and a linear read-out over the characters. Trained on
 the whole batch of three for 100 epochs (Adam, lr 0.01) to predict each next
 character, the network completes "good" greedily to "good i am fine ".
 
+Run it::
+
     python examples/complete_sentence.py              # seconds
     python examples/complete_sentence.py --epochs 30  # too short: watch it fail
 

@@ -20,6 +20,8 @@ validation accuracy per epoch, and prints a few validation headlines with
 their true and predicted classes. ``--bidirectional`` and ``--layers``
 change all three models.
 
+Run it::
+
     python examples/news_classifier.py
     python examples/news_classifier.py --bidirectional --layers 2
 

@@ -20,6 +20,8 @@ script plots the three loss curves on one figure, prints the attention
 weights over the letters of a few held-out names, reports the held-out
 accuracy of each model and saves a confusion-matrix PNG of the best one.
 
+Run it::
+
     python examples/surname_classifier.py
     python examples/surname_classifier.py --noise 5 --lstm
 

@@ -22,6 +22,8 @@ the Keras default), without which its cell state halves at every step at
 initialisation and T = 100 stays on the plateau far longer (try
 ``--forget-bias 0``).
 
+Run it::
+
     python examples/vanishing_gradients.py
     python examples/vanishing_gradients.py --lengths 20 50 100 200 --steps 3000
 

@@ -12,6 +12,8 @@ cross-entropy, Adam (lr 0.01), gradients clipped to a global norm of 5.
 Afterwards it writes 25 words after the prompt "I can", each drawn at random
 from the 5 most likely next words (top-k sampling), and saves the loss curve.
 
+Run it::
+
     python examples/word_lm.py                        # Tiny Shakespeare's words
     python examples/word_lm.py --text my_book.txt     # any UTF-8 text file
 
