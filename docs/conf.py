@@ -212,9 +212,9 @@ def _write_api_index() -> None:
     import scratchrnn
 
     lines = ["The package", "===========", "", ".. currentmodule:: scratchrnn", "",
-             "``import scratchrnn`` gives these names; each links to the module that "
-             "defines it.", "", ".. list-table::", "   :header-rows: 1", "",
-             "   * - name", "     - defined in", "     - what it is"]
+             "``import scratchrnn`` gives these names; each links to its documentation "
+             "in the module that defines it.", "", ".. list-table::", "   :header-rows: 1",
+             "   :widths: 25 75", "", "   * - name", "     - what it is"]
     for name in scratchrnn.__all__:
         obj = getattr(scratchrnn, name)
         if isinstance(obj, type(scratchrnn)):
@@ -222,7 +222,7 @@ def _write_api_index() -> None:
         else:
             target, role = f"{obj.__module__}.{obj.__qualname__}", "obj"
         doc = (obj.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
-        lines += [f"   * - ``{name}``", f"     - :py:{role}:`{target}`", f"     - {doc}"]
+        lines += [f"   * - :py:{role}:`{name} <{target}>`", f"     - {doc}"]
     lines += ["", "Modules", "=======", "", ".. py:currentmodule:: None", "",
               ".. autosummary::", "   :toctree: generated",
               "   :recursive:", ""]
@@ -237,7 +237,6 @@ _write_api_index()
 
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"show-inheritance": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_typehints_format = "short"

@@ -77,6 +77,13 @@ def test_build_has_the_sections(site):
                  "howto/interop.html", "howto/threads.html", "howto/checkpoints.html",
                  "performance.html", "guarantees.html", "reference/api.html", "search.html"):
         assert (site / page).is_file(), page
+    # Every name of ``import scratchrnn`` links to its documentation.
+    import scratchrnn
+
+    api = (site / "reference" / "api.html").read_text(encoding="utf-8")
+    for name in scratchrnn.__all__:
+        assert re.search(r'<a class="reference internal" href="generated/[^"]+"[^>]*>'
+                         rf'<code[^>]*><span class="pre">{re.escape(name)}</span>', api), name
     # The executed 20-line example printed its losses onto the quickstart page.
     assert re.search(r"step 300\s+mse 0\.\d+", (site / "quickstart.html").read_text())
 
