@@ -1,4 +1,4 @@
-"""Contention benchmark: training time alone and beside one CPU-bound process (issue 12).
+"""Contention benchmark: training time alone and beside one CPU-bound process.
 
 Two workloads, each trained by the library's Trainer in a fresh process:
 
@@ -11,7 +11,7 @@ Two workloads, each trained by the library's Trainer in a fresh process:
 Each runs alone and beside a spinning Python process (``while True: pass``),
 under each thread policy:
 
-* ``old``: BLAS's own choice, as before issue 12 (``SCRATCHRNN_THREADS=off``:
+* ``old``: BLAS's own choice, the earlier default (``SCRATCHRNN_THREADS=off``:
   OpenBLAS's thread per core, spinning while it waits for work);
 * ``new``: the default policy (``auto``: as many threads as the cores other
   processes leave free, re-read every second; ``scratchrnn/backend/blas_threads.py``);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One script for a GPU machine (issue 13): under 6 minutes on one H100/H200.
+# One script for a GPU machine: under 6 minutes on one H100/H200.
 #   1. pytest -m gpu (the engine grid with cupy and cuda-graph, sampled gradcheck/parity on CuPy)
 #   2. benchmarks/gpu_layers.py: LSTM/GRU/RNN x small/mid/large/xl/batch1, FP32 and TF32,
 #      training step and forward, against cuDNN in one process

@@ -25,8 +25,11 @@ import scratchrnn as S
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
-    """An argument parser described by the first paragraph of the example's docstring."""
-    return argparse.ArgumentParser(description=doc.split("\n\n")[0],
+    """An argument parser described by the title of the example's docstring (the
+    first paragraph, without the reST underline that the gallery reads)."""
+    title = [line for line in doc.strip().split("\n\n")[0].splitlines()
+             if line.strip("=")]
+    return argparse.ArgumentParser(description=" ".join(title),
                                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
 
 

@@ -1,4 +1,6 @@
-"""News classification: three ways to read a padded batch of headlines with an RNN.
+"""
+News classification: three ways to read a padded batch of headlines with an RNN
+===============================================================================
 
 The AG News test split (7,600 titles with their descriptions, 4 classes:
 World, Sports, Business, Sci/Tech) is split 80/20 into training and
@@ -18,10 +20,23 @@ validation accuracy per epoch, and prints a few validation headlines with
 their true and predicted classes. ``--bidirectional`` and ``--layers``
 change all three models.
 
+Run it::
+
     python examples/news_classifier.py
     python examples/news_classifier.py --bidirectional --layers 2
 
 Data: $SCRATCHRNN_DATA/ag_news/test.csv.
+
+Full run
+--------
+
+The full run (``python examples/news_classifier.py``, 5 epochs per model,
+1 min 2 s): validation accuracy (a) 0.779, (b) 0.461, (c) 0.764. With
+``--bidirectional --layers 2`` (3 min 31 s): (a) 0.784, (b) 0.516, (c) 0.755.
+
+Measured on a shared 2-core x86-64 VM with other jobs running (upper
+bounds), 2026-11-23 to 2026-11-30. The page shows a ``--quick`` run made
+when the site was built: a few steps, so its numbers are far from these.
 """
 
 from __future__ import annotations
@@ -80,7 +95,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     backend, rows = _common.start(args, "news_classifier.py", load_ag_news)  # [(label, text)]
     if args.quick:
@@ -141,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
           + (f", {args.layers} layers" if args.layers > 1 else ""))
     for r in results.values():
         print(f"  {r['title']:36s} {r['accuracy']:.3f}  ({r['seconds']:.0f} s)")
-    return 0
 
 
 def predict(model: S.Module, seqs: list[list[int]], pad_id: int, backend: Any) -> list[int]:
@@ -173,4 +187,4 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> Path:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

@@ -494,9 +494,9 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
         "n/a (no validation split)"
     best = f", best {trainer.best_val:.4f}" if trainer.best_val is not None else ""
     rate = (trainer.tokens_seen - tokens0) / max(wall, 1e-9)
-    session = "" if step0 == 0 else \
-        f" ({trainer.step - step0} steps, {wall:.0f} s in this session)"
-    print(f"\nfinished {trainer.step} steps in {trainer.elapsed:.0f} s{session}: validation "
+    resumed = "" if step0 == 0 else \
+        f" ({trainer.step - step0} steps, {wall:.0f} s since the resume)"
+    print(f"\nfinished {trainer.step} steps in {trainer.elapsed:.0f} s{resumed}: validation "
           f"loss {val}{best}; {rate:,.0f} tokens/s overall (characters processed, with "
           f"validation and samples), {_median_rate(history):,.0f} tokens/s in a median "
           f"training step")

@@ -1,15 +1,15 @@
 """Gradient checking: hand-written gradients against central finite differences.
 
-For a scalar loss L and each entry θ_i of an array, the four-point stencil
+For a scalar loss L and each entry θ_i of an array, the four-point stencil::
 
     ∂L/∂θ_i ≈ [-L(θ+2εe_i) + 8 L(θ+εe_i) - 8 L(θ-εe_i) + L(θ-2εe_i)] / (12 ε)
 
-has truncation error O(ε⁴) and rounding noise about u·|L|/ε (u = 2.2e-16).
+has truncation error O(ε⁴) and rounding noise about ``u·|L|/ε`` (u = 2.2e-16).
 At ε = 1e-4 in float64 both stay near 1e-11, five orders of magnitude under
 the 1e-6 bound the tests use; the two-point stencil at ε = 1e-6 would carry
 ~1e-9 of noise, enough to fail correct gradients smaller than ~1e-3.
 
-The error of one array is the largest element-wise relative error
+The error of one array is the largest element-wise relative error::
 
     max_i |a_i - n_i| / max(|a_i| + |n_i|, floor)
 
@@ -67,7 +67,7 @@ def _unravel(flat: int, shape: tuple[int, ...]) -> list[int]:
 
 
 def relative_error(analytic: Array, numeric: Array, floor: float = FLOOR) -> float:
-    """max_i |a_i - n_i| / max(|a_i| + |n_i|, floor)  (0.0 for empty arrays)."""
+    """``max_i |a_i - n_i| / max(|a_i| + |n_i|, floor)`` (0.0 for empty arrays)."""
     a, n = B.to_numpy(analytic).astype("float64"), B.to_numpy(numeric).astype("float64")
     if a.shape != n.shape:
         raise ValueError(f"analytic: expected shape {n.shape}, got {a.shape}")
@@ -130,6 +130,7 @@ class LayerCase:
 
     @property
     def label(self) -> str:
+        """One line naming the configuration, as the table prints it."""
         return (f"{self.cell:<8} L={self.num_layers} {'bi ' if self.bidirectional else 'uni'}"
                 f" lengths={'y' if self.lengths else 'n'} h0={'y' if self.h0 else 'n'}"
                 f" dropout={self.dropout:g}")
@@ -242,6 +243,7 @@ def all_layer_cases() -> list[LayerCase]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``scratchrnn gradcheck``: check every configuration, print the table, 0 if all pass."""
     parser = argparse.ArgumentParser(
         prog="scratchrnn gradcheck",
         description="Check every hand-written recurrent gradient against float64 central "

@@ -93,6 +93,7 @@ def _check_mask(m: Array) -> None:
 
 @dataclass(slots=True)
 class CrossEntropyCache:
+    """What the cross-entropy backward needs from its forward."""
     p: Array                        # (..., C) softmax probabilities
     onehot: Array                   # (..., C) onehot(y), 0 rows where not counted
     w: Array                        # (..., 1) 1.0 where the target counts, else 0.0
@@ -118,6 +119,7 @@ class CrossEntropyLoss(Module):
         self._cache: CrossEntropyCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"reduction={self.reduction!r}, ignore_index={self.ignore_index}"
 
     def forward(self, logits: Array, targets: Any, mask: Any = None) -> Array:
@@ -186,6 +188,7 @@ class CrossEntropyLoss(Module):
 
 @dataclass(slots=True)
 class MSECache:
+    """What the mean-squared-error backward needs from its forward."""
     diff: Array                     # (...) prediction - target
     n: int                          # number of elements
 
@@ -202,6 +205,7 @@ class MSELoss(Module):
         self._cache: MSECache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"reduction={self.reduction!r}"
 
     def forward(self, pred: Array, target: Any) -> Array:

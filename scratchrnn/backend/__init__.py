@@ -120,6 +120,7 @@ class Backend:
         return self.xp.asarray(to_numpy(obj), dtype=dtype, device=self.device)
 
     def zeros(self, shape: Sequence[int], dtype: Any = "float32") -> Array:
+        """Zeros of ``shape`` and ``dtype`` on this backend's device."""
         return self.xp.zeros(tuple(shape), dtype=self.dtype(dtype), device=self.device)
 
 
@@ -274,6 +275,7 @@ class Generator:
         return backend.asarray(sample, dtype=dtype)
 
     def normal(self, shape: Sequence[int], backend: Backend, dtype: Any = "float32") -> Array:
+        """Standard normal samples of ``shape`` from the host stream, on ``backend``."""
         return backend.asarray(self.host.standard_normal(size=tuple(shape)), dtype=dtype)
 
     def keep_mask(self, p_keep: float, shape: Sequence[int], backend: Backend,
@@ -293,6 +295,7 @@ class Generator:
         return self.host.bit_generator.state
 
     def set_state(self, state: dict) -> None:
+        """Restore a state that :meth:`get_state` returned (checked first)."""
         check_generator_state(state)
         self.host.bit_generator.state = state
 
@@ -317,6 +320,7 @@ def manual_seed(seed: int) -> Generator:
 
 
 def default_generator() -> Generator:
+    """The generator that :func:`manual_seed` seeds and the layers draw from by default."""
     return _default_generator
 
 
@@ -334,6 +338,7 @@ def set_check_finite(enabled: bool) -> bool:
 
 
 def check_finite_enabled() -> bool:
+    """Whether layers refuse NaN and Inf input (see :func:`set_check_finite`)."""
     return _check_finite
 
 
@@ -346,10 +351,12 @@ def all_finite(x: Any) -> bool:
 
 
 def is_floating(x: Array) -> bool:
+    """Whether ``x`` has a real floating dtype."""
     return namespace(x).isdtype(x.dtype, "real floating")
 
 
 def is_integer(x: Array) -> bool:
+    """Whether ``x`` has an integer dtype."""
     return namespace(x).isdtype(x.dtype, "integral")
 
 

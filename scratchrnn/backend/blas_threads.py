@@ -63,6 +63,7 @@ INTERVAL_S = 1.0  # how often ``auto`` re-reads the load
 # ---- reading the load ------------------------------------------------------ #
 @dataclass(frozen=True, slots=True)
 class CpuSample:
+    """One reading of /proc/stat for the thread policy: wall time, busy and own CPU time."""
     wall: float   # time.monotonic(), s
     busy: float   # CPU-seconds our cores spent busy: every process, and stolen by a hypervisor
     own: float    # CPU-seconds this process used, all its threads

@@ -56,6 +56,7 @@ class CellParams:
              "w_hr": "weight_hr"}
 
     def named(self) -> Iterator[tuple[str, Array]]:
+        """(PyTorch base name, array) for each array the cell has, None ones skipped."""
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:
@@ -89,6 +90,7 @@ class CellSpec:
 
     @property
     def carry_size(self) -> int:
+        """How many arrays the cell carries: 1 (h) or 2 (h, c)."""
         return len(self.state)
 
 
@@ -101,10 +103,12 @@ def sigmoid(a: Array) -> Array:
 
 
 def tanh(a: Array) -> Array:
+    """tanh(a), element-wise; its derivative is read off the output: 1 - tanh²."""
     return B.namespace(a).tanh(a)
 
 
 def relu(a: Array) -> Array:
+    """max(a, 0), element-wise; its derivative is :func:`relu_prime` of the output."""
     return B.namespace(a).maximum(a, 0.0)
 
 
@@ -131,6 +135,7 @@ def recurrent_projection(h_prev: Array, p: CellParams) -> Array:
 
 @dataclass(slots=True)
 class RecurrenceCache:
+    """What one step's backward needs besides the cell's own cache."""
     carry_prev: Carry      # the state entering the step
     cell: Any              # the cell's own cache
     m: Array | None        # (B, H) the state before the output projection, if any
@@ -178,6 +183,7 @@ def _is_zero(v: Any) -> bool:
 # --------------------------------------------------------------------------- #
 @dataclass(slots=True)
 class StepCache:
+    """What :func:`step_backward` needs from :func:`step_forward`."""
     x: Array               # (B, I)
     params: CellParams
     recur: RecurrenceCache

@@ -24,25 +24,30 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class ElmanCache:
+    """What the Elman backward needs from its forward: h, for the derivative."""
     h: Array  # (B, H) φ's output, reused for φ'
 
 
 def tanh_forward(xa, ha, h_prev):
+    """h = tanh(xa + ha): the gate block (B, H) of each projection -> ((h,), cache)."""
     h = tanh(xa + ha)
     return (h,), ElmanCache(h)
 
 
 def tanh_backward(dh, h_prev, k):
+    """da = dh ⊙ (1 - h²), the same for both projections; nothing skips W_hh."""
     da = dh * (1.0 - k.h * k.h)
     return (da,), None, (0.0,)
 
 
 def relu_forward(xa, ha, h_prev):
+    """h = relu(xa + ha): the gate block (B, H) of each projection -> ((h,), cache)."""
     h = relu(xa + ha)
     return (h,), ElmanCache(h)
 
 
 def relu_backward(dh, h_prev, k):
+    """da = dh ⊙ relu'(h), the same for both projections; nothing skips W_hh."""
     da = dh * relu_prime(k.h)
     return (da,), None, (0.0,)
 
@@ -54,6 +59,7 @@ ELMAN_RELU = CellSpec("rnn_relu", gates=1, state=("h",), cache=ElmanCache,
 
 
 def elman_spec(nonlinearity: str) -> CellSpec:
+    """The Elman cell for ``nonlinearity`` 'tanh' or 'relu' (ValueError otherwise)."""
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
     return ELMAN_TANH if nonlinearity == "tanh" else ELMAN_RELU

@@ -30,6 +30,7 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class GRUCache:
+    """What the GRU backward needs from its forward: the gates and hn."""
     r: Array       # (B, H) reset gate
     z: Array       # (B, H) update gate
     n: Array       # (B, H) candidate
@@ -37,6 +38,7 @@ class GRUCache:
 
 
 def gru_forward(xr, xz, xn, hr, hz, hn, h_prev):
+    """r, z, n from the gate blocks (B, H); h = (1 - z) ⊙ n + z ⊙ h_prev -> ((h,), cache)."""
     r = sigmoid(xr + hr)
     z = sigmoid(xz + hz)
     n = tanh(xn + r * hn)
@@ -45,6 +47,7 @@ def gru_forward(xr, xz, xn, hr, hz, hn, h_prev):
 
 
 def gru_backward(dh, h_prev, k):
+    """(da_x blocks), (da_h blocks: the candidate's scaled by r), (dh ⊙ z, the direct part)."""
     dan = dh * (1.0 - k.z) * (1.0 - k.n * k.n)
     dar = dan * k.hn * k.r * (1.0 - k.r)
     daz = dh * (h_prev - k.n) * k.z * (1.0 - k.z)

@@ -29,6 +29,7 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class LSTMCache:
+    """What the LSTM backward needs from its forward: the gates and tanh(c_t)."""
     i: Array       # (B, H) input gate
     f: Array       # (B, H) forget gate
     g: Array       # (B, H) cell candidate
@@ -37,6 +38,7 @@ class LSTMCache:
 
 
 def lstm_forward(xi, xf, xg, xo, hi, hf, hg, ho, h_prev, c_prev):
+    """i, f, g, o from the gate blocks (B, H); c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh c."""
     i = sigmoid(xi + hi)
     f = sigmoid(xf + hf)
     g = tanh(xg + hg)
@@ -48,6 +50,7 @@ def lstm_forward(xi, xf, xg, xo, hi, hf, hg, ho, h_prev, c_prev):
 
 
 def lstm_backward(dh, dc, h_prev, c_prev, k):
+    """(dai, daf, dag, dao), None (same for W_hh), (direct dh_prev 0, dc_prev = dc ⊙ f)."""
     do = dh * k.tanh_c
     dc = dc + dh * k.o * (1.0 - k.tanh_c * k.tanh_c)
     dai = dc * k.g * k.i * (1.0 - k.i)

@@ -73,6 +73,7 @@ class LMBatches:
         return (self.streams.shape[0] - 1) * self.batch_size
 
     def window(self, i: int) -> LMWindow:
+        """Window ``i``: inputs (L, streams) and the targets one step ahead."""
         s = self.starts[i]
         L = min(self.seq_len, self.streams.shape[0] - 1 - s)
         return LMWindow(self.streams[s:s + L, ...], self.streams[s + 1:s + L + 1, ...])

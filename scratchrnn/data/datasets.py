@@ -44,6 +44,7 @@ def data_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
+    """Where downloads are kept: ``$SCRATCHRNN_CACHE``, else ``~/.cache/scratchrnn``."""
     value = os.environ.get("SCRATCHRNN_CACHE")
     return Path(value).expanduser() if value else Path.home() / ".cache" / "scratchrnn"
 
@@ -64,6 +65,7 @@ def _find(relative: str, path: str | os.PathLike | None, name: str) -> Path | No
 
 
 def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, hex."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -70,13 +70,16 @@ class Vocab:
 
     @property
     def unk_id(self) -> int | None:
+        """The id of the unknown token, or None when there is none."""
         return None if self.unk is None else self.stoi[self.unk]
 
     @property
     def pad_id(self) -> int | None:
+        """The id of the padding token, or None when there is none."""
         return None if self.pad is None else self.stoi[self.pad]
 
     def tokenize(self, text: str) -> list[str]:
+        """``text`` split into characters or words, as the vocabulary's level says."""
         return list(text) if self.level == "char" else words(text)
 
     def encode(self, text: str | Sequence[str]) -> list[int]:
@@ -92,6 +95,7 @@ class Vocab:
                              f"({len(self)} tokens, no unknown token)") from None
 
     def decode(self, ids: Iterable[int]) -> str:
+        """The text of ``ids`` (ValueError on an id outside the vocabulary)."""
         sep = "" if self.level == "char" else " "
         n = len(self.itos)
         out = []
@@ -104,10 +108,12 @@ class Vocab:
 
     # ---- saving -------------------------------------------------------- #
     def to_dict(self) -> dict[str, Any]:
+        """The vocabulary as a JSON-ready dict."""
         return {"itos": list(self.itos), "level": self.level, "unk": self.unk, "pad": self.pad}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Vocab:
+        """The vocabulary that :meth:`to_dict` wrote."""
         try:
             vocab = cls(d["itos"], d["level"], d.get("unk"), d.get("pad"))
         except (KeyError, TypeError) as err:

@@ -24,6 +24,7 @@ from .module import Module
 
 @dataclass(slots=True)
 class DropoutCache:
+    """What the dropout backward needs from its forward: the scaled mask, and what dy must match."""
     mask: Array | None              # (...) m / q, like x; None when forward was the identity
     x_shape: tuple[int, ...]        # what backward's dy must match: x's shape, dtype, backend
     x_dtype: Any
@@ -47,6 +48,7 @@ class Dropout(Module):
         self._cache: DropoutCache | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"p={self.p:g}"
 
     def forward(self, x: Array) -> Array:

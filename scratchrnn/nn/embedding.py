@@ -28,6 +28,7 @@ from .module import Module, Parameter
 
 @dataclass(slots=True)
 class EmbeddingCache:
+    """What the embedding backward needs from its forward: the ids."""
     idx: Array                      # (N,) the ids, flattened
     lead: tuple[int, ...]           # the ids' shape (...)
 
@@ -93,6 +94,7 @@ class Embedding(Module):
         self._cache: EmbeddingCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         s = f"{self.num_embeddings}, {self.embedding_dim}"
         return s + ("" if self.padding_idx is None else f", padding_idx={self.padding_idx}")
 

@@ -26,6 +26,7 @@ from .module import Module, Parameter
 
 @dataclass(slots=True)
 class LinearCache:
+    """What the linear backward needs from its forward: the input x."""
     x: Array                        # (N, I) the input, leading dims flattened
     lead: tuple[int, ...]           # the leading dims (...) of the input
 
@@ -62,6 +63,7 @@ class Linear(Module):
         self._cache: LinearCache | checks.Spent | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         s = f"in_features={self.in_features}, out_features={self.out_features}"
         return s + ("" if self.bias is not None else ", bias=False")
 

@@ -34,9 +34,11 @@ class Parameter:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The shape of ``data``."""
         return tuple(self.data.shape)
 
     def zero_grad(self) -> None:
+        """Reset ``grad`` to zeros of the parameter's shape and dtype."""
         self.grad = B.namespace(self.data).zeros_like(self.data)
 
     def __repr__(self) -> str:
@@ -66,31 +68,39 @@ class Module:
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        """The module's forward pass; subclasses define it (``__call__`` calls it)."""
         raise NotImplementedError
 
     def backward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover
+        """The module's backward pass: ∂L/∂outputs in, ∂L/∂inputs out, parameter gradients added
+        into ``p.grad``."""
         raise NotImplementedError
 
     # ---- parameters ---------------------------------------------------- #
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """(dotted name, Parameter) for every parameter of this module and its children."""
         for name, p in self._parameters.items():
             yield prefix + name, p
         for name, child in self._modules.items():
             yield from child.named_parameters(prefix + name + ".")
 
     def parameters(self) -> list[Parameter]:
+        """Every parameter of this module and its children, in ``named_parameters`` order."""
         return [p for _, p in self.named_parameters()]
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """(dotted name, module) for this module ('') and every descendant."""
         yield prefix.rstrip("."), self
         for name, child in self._modules.items():
             yield from child.named_modules(prefix + name + ".")
 
     def zero_grad(self) -> None:
+        """Reset the gradient of every parameter to zero."""
         for p in self.parameters():
             p.zero_grad()
 
     def num_parameters(self) -> int:
+        """The number of scalars in all parameters."""
         return sum(int(_prod(p.shape)) for p in self.parameters())
 
     # ---- state --------------------------------------------------------- #
@@ -171,11 +181,14 @@ class Module:
 
     # ---- modes and devices --------------------------------------------- #
     def train(self, mode: bool = True) -> Module:
+        """Set training mode to ``mode`` (dropout on when True) on this module and its children;
+        returns self."""
         for _, m in self.named_modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> Module:
+        """Switch this module and its children to evaluation mode (dropout off); returns self."""
         return self.train(False)
 
     def to(self, device: str | Backend | None = None, dtype: str | None = None) -> Module:
@@ -201,6 +214,7 @@ class Module:
         return B.get_backend()
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr ('' by default)."""
         return ""
 
     def __repr__(self) -> str:

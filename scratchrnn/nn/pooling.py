@@ -3,12 +3,12 @@
 Every pool maps h (T, B, H) and optional ``lengths`` (B,) to pooled (B, H).
 With ``lengths``, step t of sequence b is valid when t < length_b
 (m_tb = 1, else 0); padded steps contribute nothing and get zero gradient.
-Each length must be at least 1 (an empty sequence has nothing to pool).
+Each length must be at least 1 (an empty sequence has nothing to pool)::
 
     LastPool       pooled_b = h_{len_b - 1, b}        dh_tb = [t = len_b - 1] dpooled_b
     MeanPool       pooled_b = Σ_t m_tb h_tb / n_b      dh_tb = m_tb dpooled_b / n_b
                    (n_b = Σ_t m_tb, the number of valid steps)
-    AttentionPool  softmax-weighted sum; see :class:`AttentionPool`
+    AttentionPool  softmax-weighted sum; see AttentionPool
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def _check_dpooled(dpooled: Array, h_shape: tuple[int, ...], dtype: Any,
 
 @dataclass(slots=True)
 class WeightsCache:
+    """What a weighted pool's backward needs from its forward."""
     w: Array                        # (T, B, 1) the fixed weight of each step
     H: int
 
@@ -127,6 +128,7 @@ class MeanPool(_WeightedSumPool):
 
 @dataclass(slots=True)
 class AttentionCache:
+    """What the attention pool's backward needs from its forward."""
     h: Array                        # (T, B, H) the input
     alpha: Array                    # (T, B) attention weights, 0 on padding
 
@@ -169,6 +171,7 @@ class AttentionPool(Module):
         self.weights: Array | None = None
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         return f"{self.hidden_size}"
 
     def forward(self, h: Array, lengths: Any = None) -> Array:

@@ -135,6 +135,7 @@ class RNNBase(Module):
         self._backward_done = False   # set by backward: one backward per forward
 
     def extra_repr(self) -> str:
+        """The arguments shown in the module's repr."""
         s = f"{self.input_size}, {self.hidden_size}"
         if self.num_layers != 1:
             s += f", num_layers={self.num_layers}"

@@ -35,6 +35,7 @@ LR = 2e-3
 
 @dataclass(frozen=True)
 class BudgetDefaults:
+    """The options a long budget changes, and the passes they were chosen for."""
     dropout: float      # --dropout
     schedule: str       # --schedule
     layers: int         # --layers

@@ -15,7 +15,7 @@ gradient norm and the optimizer all see that global gradient, so every rank
 takes the same step. Uneven shares (B not divisible by N, the short last
 batch of an epoch) are weighted right, and a rank with no items adds zeros.
 
-Communicators, behind one interface:
+Communicators, behind one interface::
 
     SingleProcess   N = 1: every collective is the identity (the default)
     MPIComm         mpi4py's COMM_WORLD on host buffers. CuPy buffers are summed

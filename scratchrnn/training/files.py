@@ -3,7 +3,7 @@
 Every file a run writes (checkpoints, ``history.json``, ``loss.png``,
 ``sample.txt``, ``metrics.csv`` when rewritten; ``export``'s safetensors too)
 goes through :func:`atomic_write` (it lives in :mod:`scratchrnn.backend.serialize`,
-which writes the array files, and is re-exported here):
+which writes the array files, and is re-exported here)::
 
     temp = <folder>/<name>.<pid>.<random>.tmp     created with O_EXCL (never follows a link)
     write, flush, fsync, chmod 0666 & ~umask      the same mode as any new file of the user
@@ -34,10 +34,12 @@ _TEMP = re.compile(r"^(?P<name>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp$")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_write`)."""
     return atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, UTF-8 (see :func:`atomic_write`)."""
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 

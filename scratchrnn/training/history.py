@@ -18,6 +18,7 @@ class History:
     val: list[dict[str, float]] = field(default_factory=list)   # each with its "step"
 
     def to_dict(self) -> dict[str, Any]:
+        """The history as a JSON-ready dict of lists."""
         return {k: list(getattr(self, k)) for k in self.__dataclass_fields__}
 
     @classmethod

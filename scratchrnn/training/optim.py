@@ -2,7 +2,7 @@
 
 Each follows PyTorch's update rule exactly (``torch.optim``'s documented
 algorithms, same defaults), so a run here and a run there agree step for step.
-With g = ∇θ L (``param.grad``), λ the weight decay, t the step count:
+With g = ∇θ L (``param.grad``), λ the weight decay, t the step count::
 
     SGD      g ← g + λθ;  b ← μ b + (1-τ) g  (b₁ = g);  g ← g + μ b (Nesterov) or b
              θ ← θ - η g
@@ -123,9 +123,11 @@ class Optimizer:
 
     @property
     def params(self) -> list[Parameter]:
+        """The parameters this optimizer updates, in order."""
         return [p for _, p in self.named]
 
     def zero_grad(self) -> None:
+        """Reset the gradient of every parameter to zero."""
         for _, p in self.named:
             p.zero_grad()
 
@@ -154,6 +156,8 @@ class Optimizer:
             p.data = self.update(p.data, p.grad, slots)
 
     def update(self, theta: Array, g: Array, slots: dict[str, Array]) -> Array:
+        """The new value of one parameter θ from its gradient g and its state ``slots`` (updated
+        in place)."""
         raise NotImplementedError
 
     def _slot(self, slots: dict[str, Array], key: str, like: Array, fill: float = 0.0) -> Array:
@@ -282,6 +286,7 @@ class SGD(Optimizer):
                          nesterov=bool(nesterov))
 
     def update(self, theta: Array, g: Array, slots: dict[str, Array]) -> Array:
+        """SGD's rule (momentum, dampening, Nesterov, weight decay) on one parameter."""
         h = self.hyper
         if h["weight_decay"]:
             g = g + h["weight_decay"] * theta
@@ -308,6 +313,7 @@ class Adam(Optimizer):
                          weight_decay=_check_nonneg("weight_decay", weight_decay))
 
     def update(self, theta: Array, g: Array, slots: dict[str, Array]) -> Array:
+        """Adam's rule (bias-corrected moments, weight decay added to g) on one parameter."""
         xp = B.namespace(theta)
         h, t = self.hyper, self.steps
         b1, b2 = h["betas"]
@@ -350,6 +356,7 @@ class Adagrad(Optimizer):
                          eps=_check_nonneg("eps", eps))
 
     def update(self, theta: Array, g: Array, slots: dict[str, Array]) -> Array:
+        """Adagrad's rule (accumulated squares, learning-rate decay) on one parameter."""
         xp = B.namespace(theta)
         h = self.hyper
         if h["weight_decay"]:
@@ -374,6 +381,7 @@ class RMSprop(Optimizer):
                          momentum=_check_nonneg("momentum", momentum), centered=bool(centered))
 
     def update(self, theta: Array, g: Array, slots: dict[str, Array]) -> Array:
+        """RMSprop's rule (running squares, centered, momentum) on one parameter."""
         xp = B.namespace(theta)
         h = self.hyper
         a = h["alpha"]

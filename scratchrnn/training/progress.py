@@ -46,6 +46,7 @@ class Progress:
                             disable=not show, unit="step", dynamic_ncols=True, leave=True)
 
     def step_done(self, loss: float, lr: float, norm: float, tokens_per_s: float) -> None:
+        """Advance the bar (or print a line) after one training step."""
         if self.by_time:
             spent = min(time.perf_counter() - self.start, self.bar.total)
             self.bar.update(spent - self.bar.n)
@@ -63,4 +64,5 @@ class Progress:
                   + ("" if eta is None else f"  ETA {clock(eta)}"), flush=True)
 
     def close(self) -> Any:
+        """Close the progress bar."""
         self.bar.close()

@@ -1,6 +1,6 @@
 """The files a training run keeps up to date in its output folder.
 
-=================  ===========================================================
+==================  ===========================================================
 ``checkpoint.npz``  the latest training state (written by the trainer's save)
 ``best.npz``        the weights with the best validation loss so far
 ``metrics.csv``     one row per step, appended and flushed as the run goes:
@@ -9,7 +9,7 @@
                     empty where the step was not validated)
 ``history.json``    the whole :class:`History`, rewritten at each evaluation
 ``loss.png``        the loss curve, redrawn at each evaluation
-=================  ===========================================================
+==================  ===========================================================
 
 Everything except the streamed CSV rows is written atomically
 (:mod:`.files`). When a run resumes at step t, rows past t (written by a run
@@ -71,14 +71,17 @@ class MetricsCSV:
         self._writer = csv.writer(self._file, lineterminator="\n")
 
     def write(self, row: dict[str, Any]) -> None:
+        """Append one row (missing columns empty) and flush it."""
         self._writer.writerow([_cell(row.get(k)) for k in COLUMNS])
         self._file.flush()
 
     def close(self) -> None:
+        """Close the file."""
         self._file.close()
 
 
 def write_history(path: str | os.PathLike, history: Any) -> Path:
+    """Write ``history`` as JSON to ``path``, atomically."""
     return atomic_write_text(path, json.dumps(history.to_dict()))
 
 
@@ -90,6 +93,7 @@ def prepare_plot() -> None:
 
 
 def write_plot(path: str | os.PathLike, history: Any, title: str, unit: str) -> Path:
+    """Draw ``history``'s loss curve to ``path`` (PNG), atomically."""
     from .plots import plot_history
 
     return plot_history(history, path, title, unit=unit)

@@ -1,7 +1,7 @@
 """Generating text from a language model.
 
 The prompt runs through the model once (one forward over its T tokens);
-then each new token costs one single-step forward from the carried state:
+then each new token costs one single-step forward from the carried state::
 
     logits_t, state = model(token_{t-1} (1, B), state)
     p = softmax((logits_t - max) / τ)      temperature τ (τ → 0: greedy)

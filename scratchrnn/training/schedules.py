@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 
 class Schedule:
+    """A learning-rate schedule: ``schedule(step)`` is the rate for that step."""
     def __call__(self, step: int) -> float:  # pragma: no cover
         raise NotImplementedError
 
@@ -37,6 +38,7 @@ def _positive(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class Constant(Schedule):
+    """η at every step."""
     lr: float          # η
 
     def __call__(self, step: int) -> float:
@@ -45,6 +47,7 @@ class Constant(Schedule):
 
 @dataclass(frozen=True)
 class StepDecay(Schedule):
+    """η · γ^⌊step / step_size⌋."""
     lr: float          # η, the initial rate
     step_size: int     # steps between decays
     gamma: float = 0.1  # multiplier per decay
@@ -58,6 +61,7 @@ class StepDecay(Schedule):
 
 @dataclass(frozen=True)
 class Cosine(Schedule):
+    """η_min + (η - η_min) (1 + cos(π min(step, T) / T)) / 2."""
     lr: float            # η at step 0
     total_steps: int     # T: the rate reaches min_lr here and stays there
     min_lr: float = 0.0  # η_min
@@ -72,6 +76,7 @@ class Cosine(Schedule):
 
 @dataclass(frozen=True)
 class LinearWarmup(Schedule):
+    """``inner(step) · min(1, (step + 1) / W)``: a linear ramp over the first W steps."""
     inner: Schedule      # the schedule after warm-up
     warmup_steps: int    # W: the rate ramps linearly from inner(0)/W to inner(W)
 

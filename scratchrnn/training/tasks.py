@@ -38,6 +38,7 @@ from .distributed import Communicator, SingleProcess
 
 @dataclass(slots=True)
 class StepResult:
+    """One training step's mean loss and the number of items it averaged over."""
     loss: float        # the batch's mean loss
     tokens: int        # items the loss averaged over (target tokens, sequences)
 
@@ -64,6 +65,7 @@ class Task:
         self.comm = comm
 
     def batches(self, epoch: int) -> Sequence[Any]:  # pragma: no cover
+        """The batches of one epoch, in order."""
         raise NotImplementedError
 
     def start_epoch(self) -> None:
@@ -74,9 +76,12 @@ class Task:
         :meth:`train_step` computed (e.g. the carried TBPTT state) current."""
 
     def train_step(self, model: Module, batch: Any) -> StepResult:  # pragma: no cover
+        """Forward, loss and backward on one batch (gradients added into ``p.grad``)."""
         raise NotImplementedError
 
     def evaluate(self, model: Module) -> dict[str, float]:  # pragma: no cover
+        """Validation metrics (``val_loss``, and ``val_accuracy`` for a classifier); {} without
+        validation data."""
         raise NotImplementedError
 
     def state_arrays(self) -> dict[str, Array]:
@@ -84,7 +89,7 @@ class Task:
         return {}
 
     def check_state_arrays(self, arrays: dict[str, Any]) -> None:
-        """Refuse (ValueError) :meth:`state_arrays` saved under a setup this task cannot
+        """Refuse (ValueError) :meth:`state_arrays` saved under a setup the task cannot
         continue from; called before anything is restored."""
 
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
@@ -108,6 +113,8 @@ class LanguageModelTask(Task):
         self.next_state: Any = None   # the running step's h_n, current after commit_step
 
     def batches(self, epoch: int) -> Sequence[int]:
+        """The window indices of one epoch, in order: each stream continues where the last
+        window stopped."""
         return range(len(self.train))
 
     def shard(self, comm: Communicator) -> None:
@@ -124,6 +131,8 @@ class LanguageModelTask(Task):
         self.state = self.next_state
 
     def train_step(self, model: Module, batch: int) -> StepResult:
+        """One window: forward from the carried state, cross-entropy, backward; the new state is
+        kept for the next window."""
         w = self.train.window(batch)
         logits, self.next_state = model(w.x, self.state)                  # (L, B, V)
         loss = self.loss(logits, w.y)
@@ -162,7 +171,7 @@ class LanguageModelTask(Task):
             shape = tuple(arrays[k].shape)
             if len(shape) == 3 and shape[1] != batch:
                 raise ValueError(f"the carried TBPTT state ({k}, shape {shape}) was saved with "
-                                 f"batch size {shape[1]}, this task's batch size is {batch}; "
+                                 f"batch size {shape[1]}, the task's batch size is {batch}; "
                                  f"resume with batch_size={shape[1]} (or start a new run)")
 
     def load_state_arrays(self, arrays: dict[str, Any], backend: Backend) -> None:
@@ -187,6 +196,7 @@ class ClassificationTask(Task):
         self.loss = CrossEntropyLoss()
 
     def batches(self, epoch: int) -> Sequence[list[int]]:
+        """The item indices of each batch of one epoch, shuffled by the seed and the epoch."""
         return batch_indices(len(self.train_set), self.batch_size, True, self.seed, epoch)
 
     def _tensors(self, items: Sequence[tuple[Sequence[int], int]]) -> tuple[Array, ...]:
@@ -195,6 +205,8 @@ class ClassificationTask(Task):
         return ids, lengths, labels
 
     def train_step(self, model: Module, batch: list[int]) -> StepResult:
+        """This process's share of one batch, padded: forward with its lengths, cross-entropy,
+        backward."""
         lo, hi = shard_range(len(batch), self.comm.rank, self.comm.size)
         batch = batch[lo:hi]                                  # this rank's share
         if not batch:
@@ -242,9 +254,11 @@ class RegressionTask(Task):
         return xp.take(a, where, axis=a.ndim - 2)      # the batch axis: (T, n, ·) or (n, ·)
 
     def batches(self, epoch: int) -> Sequence[list[int]]:
+        """The item indices of each batch of one epoch, shuffled by the seed and the epoch."""
         return batch_indices(self.x.shape[1], self.batch_size, True, self.seed, epoch)
 
     def train_step(self, model: Module, batch: list[int]) -> StepResult:
+        """This process's share of one batch: forward, mean squared error, backward."""
         lo, hi = shard_range(len(batch), self.comm.rank, self.comm.size)
         batch = batch[lo:hi]                                  # this rank's share
         if not batch:
@@ -255,6 +269,7 @@ class RegressionTask(Task):
         return StepResult(B.to_scalar(loss), len(batch))
 
     def evaluate(self, model: Module) -> dict[str, float]:
+        """``{'val_loss': ...}`` on the validation set in eval mode; {} without one."""
         if self.x_val is None:
             return {}
         was_training = model.training

@@ -82,6 +82,7 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class TrainConfig:
+    """How long to train, clipping, and when to validate, save and log."""
     max_steps: int | None = None       # stop after this many optimizer steps
     epochs: int | None = None          # ... or after this many passes over the data
     max_seconds: float | None = None   # ... or after this much wall-clock time
@@ -185,7 +186,7 @@ class Trainer:
                     and self.comm.any(time.perf_counter() - start >= c.max_seconds)))
 
     def run_seconds(self) -> float:
-        """Seconds spent training in this run, all sessions (resumes) together."""
+        """Seconds spent training in this run, every resumed part together."""
         now = 0.0 if self._fit_start is None else time.perf_counter() - self._fit_start
         return self.elapsed + now
 
@@ -201,7 +202,7 @@ class Trainer:
         return min(ends) if ends else None
 
     def eta_seconds(self) -> float | None:
-        """Seconds left under the binding budget, from this session's pace."""
+        """Seconds left under the binding budget, from the pace since this process started."""
         c = self.config
         if self._fit_start is None:
             return None
