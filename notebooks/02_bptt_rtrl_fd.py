@@ -28,7 +28,7 @@
 #    $P_t = \partial h_t/\partial\theta$ forward,
 #    $P_t = J_t P_{t-1} + M_t$ with $J_t = \partial h_t/\partial h_{t-1}$
 #    $(H, H)$ and $M_t$ the step's own $\partial h_t/\partial\theta$
-#    $(H, |\theta|)$, and add $\delta_t P_t$ as each output appears.
+#    $(H, N_\theta)$, and add $\delta_t P_t$ as each output appears.
 # 3. **Finite differences**, one parameter entry at a time.
 
 # %%
@@ -92,13 +92,13 @@ plt.show()
 #
 # ## What each costs
 #
-# With state size $S$ ($= H$ here) and $|\theta| \approx H(I + H)$ parameters,
+# With state size $S$ ($= H$ here) and $N_\theta \approx H(I + H)$ parameters,
 # per step and sequence:
 #
 # | | memory held | time per step |
 # |---|---|---|
-# | RTRL | $P_t$: $S \cdot |\theta|$, whatever $T$ | $J_t P_{t-1}$: $S^2 |\theta| \sim H^4$ |
-# | BPTT | the tape: $T \cdot S$ | $S \cdot |\theta| \sim H^2$ |
+# | RTRL | $P_t$: $S \cdot N_\theta$, whatever $T$ | $J_t P_{t-1}$: $S^2 N_\theta \sim H^4$ |
+# | BPTT | the tape: $T \cdot S$ | $S \cdot N_\theta \sim H^2$ |
 #
 # `study.rtrl_vs_bptt_cost` measures both (BPTT with the layer's reference
 # engine, so that both are the same kind of array code; CPU seconds on one
@@ -142,7 +142,7 @@ plt.show()
 
 # %% [markdown]
 # RTRL never needs the past, which is why it is studied for online learning;
-# but its $S \cdot |\theta|$ sensitivity matrix and $S^2|\theta|$ update
+# but its $S \cdot N_\theta$ sensitivity matrix and $S^2N_\theta$ update
 # make it impractical beyond small networks, and BPTT, which pays only
 # memory linear in $T$, is what every library computes. Notebook 4 looks at
 # what is lost when BPTT's memory is bounded by truncating it instead.

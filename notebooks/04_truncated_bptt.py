@@ -124,7 +124,7 @@ plt.show()
 # At initialisation the tanh RNN's and the GRU's gradients fade with
 # distance (notebook 3), so truncation costs them little in norm: BPTT(10)
 # is within 1 % of the full gradient. But the part it drops is the part that
-# carries the first marker -- the one thing this task needs from far back.
+# carries the first marker -- the one thing the adding problem needs from far back.
 # How fast the bias falls with $k$ is a property of the cell: the LSTM, with
 # its forget gate opened, gets far more of its gradient from beyond 20 steps,
 # and BPTT(20) still misses several percent of it.

@@ -3,23 +3,23 @@
 BPTT runs the sequence forward, keeps it, and sends ∂L/∂s_t backward. RTRL
 instead carries the sensitivity of the state to every parameter forward,
 
-    P_t = ∂s_t/∂θ = J_t P_{t-1} + M_t        P_{-1} = 0    (B, S, |θ|)
+    P_t = ∂s_t/∂θ = J_t P_{t-1} + M_t        P_{-1} = 0    (B, S, N_θ)
 
 (J_t = ∂s_t/∂s_{t-1}, M_t = ∂s_t/∂θ with s_{t-1} fixed: :mod:`.steps`), and
 adds each output's share of the gradient as soon as the output exists:
 
     dθ += Σ_b ∂L/∂h_t[b] · P_t[b, :P]        (the h rows of P_t)
 
-so it needs no memory of the past -- but P_t has |state|·|θ| entries and
-J_t P_{t-1} costs |state|²·|θ| per step and sequence. Per step, for S =
-|state| (H, or 2H for an LSTM) and |θ| ≈ G·H·(I + H):
+so it needs no memory of the past -- but P_t has S·N_θ entries and
+J_t P_{t-1} costs S²·N_θ per step and sequence. Per step, for S the state
+size (H, or 2H for an LSTM) and N_θ ≈ G·H·(I + H) the number of parameters:
 
-=========  ==========================  =========================
-           memory                      time per step
-=========  ==========================  =========================
-RTRL       O(S·|θ|)  (P_t, whatever T)  O(S²·|θ|)   ~ H⁴
-BPTT       O(T·S)    (the tape)         O(S·|θ|)    ~ H²
-=========  ==========================  =========================
+======  ==============================  =====================
+method  memory                          time per step
+======  ==============================  =====================
+RTRL    O(S·N_θ)  (P_t, whatever T)     O(S²·N_θ)   ~ H⁴
+BPTT    O(T·S)    (the tape)            O(S·N_θ)    ~ H²
+======  ==============================  =====================
 
 Both compute the same number: the weight gradient of the whole sequence's
 loss. :func:`rtrl_vs_bptt_cost` measures both on a few sizes.
@@ -61,7 +61,7 @@ def rtrl_gradients(layer: Any, x: Array, d_output: Array, h0: Any = None, length
     shape) as the layer takes them; returns {parameter name: gradient}, keyed
     and shaped like ``layer.named_parameters()`` -- what ``layer.backward(d_output)``
     accumulates into ``.grad``. The layer itself (its ``.grad``, its tapes) is
-    not touched. P_t holds B·S·|θ| values (checked, with M_t, against ``max_bytes``).
+    not touched. P_t holds B·S·N_θ values (checked, with M_t, against ``max_bytes``).
     """
     if reset_every is not None and (not isinstance(reset_every, int)
                                     or isinstance(reset_every, bool) or reset_every < 1):
@@ -72,7 +72,7 @@ def rtrl_gradients(layer: Any, x: Array, d_output: Array, h0: Any = None, length
     T, Bn, _ = prob.x.shape
     S, n_theta, P_h = prob.state_size, prob.num_params, prob.sizes[0]
     check_memory("rtrl_gradients", 2 * Bn * S * n_theta, itemsize(prob.x), max_bytes,
-                 f"2·B·S·|θ| with B={Bn}, S={S}, |θ|={n_theta}",
+                 f"2·B·S·N_θ with B={Bn}, S={S}, N_θ={n_theta}",
                  "use fewer sequences or a smaller layer")
     dev = prob.layer.backend.device
     P = xp.zeros((Bn, S, n_theta), dtype=prob.x.dtype, device=dev)     # ∂s_{-1}/∂θ = 0
@@ -80,7 +80,7 @@ def rtrl_gradients(layer: Any, x: Array, d_output: Array, h0: Any = None, length
     for t in range(T):
         if reset_every is not None and t % reset_every == 0:
             P = xp.zeros_like(P)                                      # the chunk's start
-        J, M = step_derivatives(prob, t)                              # (B, S, S), (B, S, |θ|)
+        J, M = step_derivatives(prob, t)                              # (B, S, S), (B, S, N_θ)
         P = xp.matmul(J, P) + M                                       # P_t = J_t P_{t-1} + M_t
         dh = d_output[t, ...]                                         # (B, P) ∂L/∂h_t
         dtheta = dtheta + xp.sum(xp.matmul(dh[:, None, :], P[:, :P_h, :])[:, 0, :], axis=0)
@@ -94,13 +94,13 @@ class CostRow:
     cell: str
     T: int                   # sequence length
     H: int                   # hidden size
-    state: int               # S = |state|
-    params: int              # |θ|
+    state: int               # S = S
+    params: int              # N_θ
     rtrl_seconds: float
     bptt_seconds: float
     rtrl_peak_bytes: int     # tracemalloc peak (NumPy); -1 on other backends
     bptt_peak_bytes: int
-    rtrl_held_bytes: int     # P_t: B·S·|θ| values, whatever T
+    rtrl_held_bytes: int     # P_t: B·S·N_θ values, whatever T
     bptt_held_bytes: int     # the tape: T·B·(state + cache) values, kept for backward
 
 
@@ -190,7 +190,7 @@ def _peak_bytes(f: Any) -> int:
 
 def cost_table(rows: Sequence[CostRow]) -> str:
     """The rows of :func:`rtrl_vs_bptt_cost` as a fixed-width text table."""
-    head = (f"{'cell':8s} {'T':>5s} {'H':>4s} {'|θ|':>7s} {'RTRL s':>9s} {'BPTT s':>9s} "
+    head = (f"{'cell':8s} {'T':>5s} {'H':>4s} {'N_θ':>7s} {'RTRL s':>9s} {'BPTT s':>9s} "
             f"{'ratio':>7s} {'RTRL peak':>10s} {'BPTT peak':>10s} {'RTRL held':>10s} "
             f"{'BPTT held':>10s}")
     lines = [head]

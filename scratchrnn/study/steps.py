@@ -2,12 +2,12 @@
 
 Write the carried state as one vector s_t of size S (h_t for Elman and GRU,
 [h_t, c_t] for the LSTM: S = H, or P + H with ``proj_size``) and the layer's
-parameters as one vector θ of size |θ| (``weight_ih``, ``weight_hh``,
+parameters as one vector θ of size N_θ (``weight_ih``, ``weight_hh``,
 ``bias_ih``, ``bias_hh``[, ``weight_hr``], each flattened row-major, in that
 order). One step is a function s_t = F(s_{t-1}, x_t; θ). Its two derivatives
 
     J_t = ∂s_t/∂s_{t-1}             (S, S)     the step Jacobian
-    M_t = ∂s_t/∂θ |_{s_{t-1} fixed}  (S, |θ|)   the immediate sensitivity
+    M_t = ∂s_t/∂θ at fixed s_{t-1}  (S, N_θ)   the immediate sensitivity
 
 are what BPTT, RTRL and truncated BPTT are built from. The cell's backward
 (:func:`scratchrnn.cells.base.recurrence_backward`) computes the vector-Jacobian
@@ -60,14 +60,17 @@ class Problem:
 
     @property
     def state_size(self) -> int:
+        """S, the size of the state s_t: H, or H + H (h and c) for the LSTM."""
         return sum(self.sizes)
 
     @property
     def num_params(self) -> int:
+        """N_θ, the number of the layer's parameters."""
         return sum(_numel(s) for s in self.shapes)
 
     @property
     def xp(self) -> Any:
+        """The array namespace of the input."""
         return B.namespace(self.x)
 
     def carry_before(self, t: int) -> Carry:
@@ -160,6 +163,7 @@ def _human(n: int) -> str:
 
 
 def itemsize(x: Array) -> int:
+    """Bytes per element of ``x``'s dtype."""
     return B.to_numpy_dtype(x.dtype).itemsize
 
 
@@ -172,7 +176,7 @@ def eye_batch(xp: Any, S: int, Bn: int, like: Array) -> Array:
 def step_derivatives(prob: Problem, t: int, params: bool = True
                      ) -> tuple[Array, Array | None]:
     """J_t (B, S, S) with J_t[b, i, j] = ∂s_t[b, i]/∂s_{t-1}[b, j], and with ``params``
-    M_t (B, S, |θ|) = ∂s_t/∂θ with s_{t-1} held fixed (None without ``params``).
+    M_t (B, S, N_θ) = ∂s_t/∂θ with s_{t-1} held fixed (None without ``params``).
 
     Both come from one call of the cell's backward on S·B rows (the module
     docstring); the forward of the step is run again on the tiled rows so
@@ -215,14 +219,14 @@ def step_derivatives(prob: Problem, t: int, params: bool = True
         parts["w_hr"] = dh[:, :, :, None] * m[:, :, None, :]           # (S, B, P, H)
     flat = [xp.reshape(parts[f], (S, Bn, -1)) for f, n in CellParams.NAMES.items()
             if n + "_l0" in prob.names]
-    M = xp.permute_dims(xp.concat(flat, axis=2), (1, 0, 2))            # (B, S, |θ|)
+    M = xp.permute_dims(xp.concat(flat, axis=2), (1, 0, 2))            # (B, S, N_θ)
     if valid is not None:
         M = xp.where(valid[:, :, None], M, 0.0)
     return J, M
 
 
 def unflatten(prob: Problem, theta: Array) -> dict[str, Array]:
-    """A gradient vector (|θ|,) -> {parameter name: array of its shape}."""
+    """A gradient vector (N_θ,) -> {parameter name: array of its shape}."""
     xp, out, lo = prob.xp, {}, 0
     for name, shape in zip(prob.names, prob.shapes):
         n = _numel(shape)
@@ -232,6 +236,6 @@ def unflatten(prob: Problem, theta: Array) -> dict[str, Array]:
 
 
 def flatten(prob: Problem, grads: dict[str, Array]) -> Array:
-    """{parameter name: array} -> one vector (|θ|,) in θ's order."""
+    """{parameter name: array} -> one vector (N_θ,) in θ's order."""
     xp = prob.xp
     return xp.concat([xp.reshape(grads[n], (-1,)) for n in prob.names])

@@ -71,8 +71,8 @@ def truncation_bias(layer: Any, x: Array, d_output: Array, ks: Sequence[int],
 
     ``x``, ``d_output`` (= ∂L/∂output: each output's own loss gradient),
     ``h0``, ``lengths`` as the layer takes them. One backward sweep gives
-    every k (module docstring); it holds T·B·S upstream rows and T·|θ|
-    partial sums, and the B·S·|θ| immediate sensitivity of one step.
+    every k (module docstring); it holds T·B·S upstream rows and T·N_θ
+    partial sums, and the B·S·N_θ immediate sensitivity of one step.
     g_k for k ≥ T is the same array as ``full``.
     """
     ks = _check_ks(ks)
@@ -83,7 +83,7 @@ def truncation_bias(layer: Any, x: Array, d_output: Array, ks: Sequence[int],
     S, n_theta, P_h = prob.state_size, prob.num_params, prob.sizes[0]
     check_memory("truncation_bias", T * n_theta + Bn * S * n_theta + T * Bn * S,
                  itemsize(prob.x), max_bytes,
-                 f"T·|θ| + B·S·|θ| + T·B·S with T={T}, B={Bn}, S={S}, |θ|={n_theta}",
+                 f"T·N_θ + B·S·N_θ + T·B·S with T={T}, B={Bn}, S={S}, N_θ={n_theta}",
                  "use a shorter sequence, fewer sequences or a smaller layer")
     dev = prob.layer.backend.device
     C = [xp.zeros((n_theta,), dtype=prob.x.dtype, device=dev) for _ in range(T)]
@@ -92,9 +92,9 @@ def truncation_bias(layer: Any, x: Array, d_output: Array, ks: Sequence[int],
     for tau in range(T - 1, -1, -1):
         v_new = xp.concat([d_output[tau, ...], zeros_c], axis=1)       # ∂L_τ/∂s_τ (B, S)
         V = xp.concat([v_new[None, ...], V], axis=0)                  # (T-τ, B, S), d = t-τ
-        J, M = step_derivatives(prob, tau)                            # (B,S,S), (B,S,|θ|)
+        J, M = step_derivatives(prob, tau)                            # (B,S,S), (B,S,N_θ)
         n = V.shape[0]
-        contrib = xp.reshape(V, (n, Bn * S)) @ xp.reshape(M, (Bn * S, n_theta))  # (n, |θ|)
+        contrib = xp.reshape(V, (n, Bn * S)) @ xp.reshape(M, (Bn * S, n_theta))  # (n, N_θ)
         for d in range(n):
             C[d] = C[d] + contrib[d, ...]
         V = xp.matmul(V[:, :, None, :], J)[:, :, 0, :]                # v ← v J_τ
