@@ -196,7 +196,7 @@ def test_load_refuses_a_carried_state_of_another_batch_size(tmp_path):
     other.task = LanguageModelTask(TEXT[:150], TEXT[150:], batch_size=3, seq_len=7)
     before = weights(other)
     with pytest.raises(ValueError, match=r"ck.npz: the carried TBPTT state \(state0, shape "
-                                         r"\(2, 4, 8\)\) was saved with batch size 4, this "
+                                         r"\(2, 4, 8\)\) was saved with batch size 4, the "
                                          r"task's batch size is 3"):
         other.load(path)
     assert other.step == 0 and all(np.array_equal(before[k], v)
