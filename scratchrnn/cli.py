@@ -20,12 +20,16 @@ an error on one rank ends every rank (MPI abort) with that rank's line.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from ._command import OneLineParser as _Parser
+from ._command import backend_for as _backend
+from ._command import device_arg as _device_arg
+from ._command import float_in as _float_in
+from ._command import one_line_errors
 from ._interrupt import EXIT_INTERRUPTED, run_command
 from .cells import cell_arg
 from .models import CELLS as MODEL_CELLS
@@ -36,13 +40,6 @@ DEFAULT_OUT = "scratchrnn-run"
 SAMPLE = "sample.txt"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error instead of usage + error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -51,22 +48,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
-
-
-def _float_in(low: float, high: float, low_open: bool = False, high_open: bool = False):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        ok = (value > low if low_open else value >= low) and \
-            (value < high if high_open else value <= high)
-        if not ok:
-            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-            raise argparse.ArgumentTypeError(f"expected a number in {lo}{low}, {high}{hi}, "
-                                             f"got {text!r}")
-        return value
-    return parse
 
 
 _positive = _float_in(0.0, float("inf"), low_open=True)
@@ -160,7 +141,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=_positive_int,
                         help="train this many steps (default: none; --minutes 2)")
     budget.add_argument("--minutes", type=_positive, help="train this long (default: 2)")
-    t.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+    t.add_argument("--device", default="cpu", type=_device_arg, help="cpu | cuda[:N] | strict")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="parameter dtype")
     t.add_argument("--seed", type=int, default=0, help="random seed (initialisation, dropout)")
@@ -205,7 +186,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    "sum to p (default: 1, all)")
     s.add_argument("--seed", type=int, default=None,
                    help="random seed (default: none, a different text each time)")
-    s.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+    s.add_argument("--device", default="cpu", type=_device_arg, help="cpu | cuda[:N] | strict")
 
     e = sub.add_parser("export", help="write a checkpoint's weights as .safetensors",
                        description="Write a checkpoint's model weights as a .safetensors file "
@@ -278,21 +259,6 @@ def _load_text(text_arg: str | None, data_arg: str | None) -> tuple[str, str]:
     if data_arg == "tinyshakespeare":
         return load_tinyshakespeare(), "tinyshakespeare"
     return default_corpus(), "default (CPython help topics)"
-
-
-def _backend(spec: str) -> Any:
-    """The backend for --device, with a clear message when CUDA cannot run."""
-    from . import backend as B
-
-    if spec.strip().lower().partition(":")[0] in ("cuda", "cupy", "gpu", "cp"):
-        problem = B.cuda_problem()
-        if problem is not None:
-            kind, why = problem
-            hint = ("; install it with pip install 'scratchrnn[cuda12]' (CUDA 12) or "
-                    "'scratchrnn[cuda13]', or use --device cpu") if kind == "missing" else \
-                "; check the driver and the GPU (nvidia-smi), or use --device cpu"
-            raise ValueError(f"--device {spec}: no usable GPU: {why}{hint}")
-    return B.get_backend(spec)
 
 
 def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> list[str]:
@@ -616,30 +582,9 @@ def _main(argv: list[str] | None) -> int:
         return gradcheck.main(argv[1:])
     args = build_parser().parse_args(argv)
     given = explicit_options(argv)
-    try:
-        if args.command == "train":
-            return cmd_train(args, given)
-        if args.command == "export":
-            return cmd_export(args)
-        return cmd_sample(args, given)
-    except Exception as err:   # one line, no traceback, for every run-time failure
-        from .training.distributed import current
-        from .training.trainer import TrainingDiverged
-
-        if os.environ.get("SCRATCHRNN_DEBUG"):
-            raise
-
-        kind = "training diverged" if isinstance(err, TrainingDiverged) else "error"
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        comm = current()
-        if comm.size > 1 and not isinstance(err, TrainingDiverged):
-            # only this rank failed: say so, then end every rank (the others would wait)
-            print(f"scratchrnn {args.command}: {kind}: rank {comm.rank} of {comm.size}: "
-                  f"{message}", file=sys.stderr)
-            comm.abort(1)
-        if comm.is_root:    # a divergence is seen by every rank (the loss is global)
-            print(f"scratchrnn {args.command}: {kind}: {message}", file=sys.stderr)
-        return 1
+    commands = {"train": lambda: cmd_train(args, given), "export": lambda: cmd_export(args),
+                "sample": lambda: cmd_sample(args, given)}
+    return one_line_errors(args.command, commands[args.command])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -225,3 +225,59 @@ def test_layer_equals_stepping_the_cell(cell, sizes, backend_name):
     for name, g in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), total):
         close(getattr(layer, name).grad, g, name)
 
+
+
+# --------------------------------------------------------------------------- #
+# Bad input to the steps: refused as the layers refuse it (scratchrnn.nn.checks)
+# --------------------------------------------------------------------------- #
+def _step_inputs(cell: str, dtype: str = "float64"):
+    be = B.get_backend("numpy")
+    gen = B.Generator(0)
+    p = random_params(gen, GATES[cell], 3, 4, be)
+    x = gen.normal((2, 3), be, "float64")
+    state = tuple(gen.normal((2, 4), be, "float64") for _ in range(2 if cell == "lstm" else 1))
+    return x, state, p
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_steps_refuse_mixed_dtypes(cell):
+    x, state, p = _step_inputs(cell)
+    with pytest.raises(TypeError, match=r"x: expected dtype float64 \(the parameters' dtype\), "
+                                        r"got float32"):
+        step(cell, x.astype("float32"), state, p)
+    with pytest.raises(TypeError, match="h_prev: expected dtype float64 .*got float32"):
+        step(cell, x, (state[0].astype("float32"),) + state[1:], p)
+    half = F.CellParams(p.w_ih, p.w_hh.astype("float32"), p.b_ih, p.b_hh)
+    with pytest.raises(TypeError, match="params.w_hh: expected dtype float64 .*got float32"):
+        step(cell, x, state, half)
+    if cell == "lstm":
+        with pytest.raises(TypeError, match="c_prev: expected dtype float64 .*got float32"):
+            step(cell, x, (state[0], state[1].astype("float32")), p)
+    # the backward side: the upstream gradient must have the forward's dtype
+    _, cache = step(cell, x, state, p)
+    douts = tuple(np.ones((2, 4), dtype="float32") for _ in state)
+    with pytest.raises(TypeError, match=r"dh: expected dtype float64 \(the forward's dtype\), "
+                                        r"got float32"):
+        step_back(cell, douts, cache)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_steps_refuse_wrong_shapes_and_non_arrays(cell):
+    x, state, p = _step_inputs(cell)
+    with pytest.raises(ValueError, match=r"x: expected shape \(\*, 3\) \(batch, input_size\), "
+                                         r"got \(2, 5\)"):
+        step(cell, np.zeros((2, 5)), state, p)
+    with pytest.raises(ValueError, match=r"h_prev: expected shape \(2, 4\) \(batch, H\), "
+                                         r"got \(3, 4\)"):
+        step(cell, x, (np.zeros((3, 4)),) + state[1:], p)
+    with pytest.raises(TypeError, match="x: expected an array, got list"):
+        step(cell, [[0.0, 0.0, 0.0]] * 2, state, p)
+    bad = F.CellParams(p.w_ih, p.w_hh[:, :3], p.b_ih, p.b_hh)
+    with pytest.raises(ValueError, match=r"params.w_hh: expected shape \(.*, 4\) \(G·H, P\)"):
+        step(cell, x, state, bad)
+    _, cache = step(cell, x, state, p)
+    with pytest.raises(ValueError, match=r"dh: expected shape \(2, 4\) \(batch, H\), "
+                                         r"got \(2, 3\)"):
+        step_back(cell, tuple(np.zeros((2, 3)) for _ in state), cache)
+    with pytest.raises(TypeError, match="cache: expected the StepCache"):
+        step_back(cell, tuple(np.zeros((2, 4)) for _ in state), (x, state))

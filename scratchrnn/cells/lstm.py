@@ -78,6 +78,7 @@ def lstm_step_forward(x: Array, h_prev: Array, c_prev: Array, params: CellParams
 def lstm_step_backward(dh: Array, dc: Array, cache: StepCache
                        ) -> tuple[Array, Array, Array, CellParams]:
     """Backward of :func:`lstm_step_forward`: ``dx, dh_prev, dc_prev, grads``."""
-    cell = LSTM_CELL if cache.params.w_hr is None else LSTM_PROJ_CELL
+    projected = isinstance(cache, StepCache) and cache.params.w_hr is not None
+    cell = LSTM_PROJ_CELL if projected else LSTM_CELL       # (a bad cache: refused there)
     dx, (dh_prev, dc_prev), grads = _step_backward(cell, (dh, dc), cache)
     return dx, dh_prev, dc_prev, grads
