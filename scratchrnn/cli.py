@@ -31,7 +31,7 @@ from ._command import device_arg as _device_arg
 from ._command import float_in as _float_in
 from ._command import one_line_errors
 from ._interrupt import EXIT_INTERRUPTED, run_command
-from .cells import cell_arg
+from .cells import cell_arg, display_name
 from .models import CELLS as MODEL_CELLS
 from .training.files import atomic_write_text
 from .training.run_files import BEST, CHECKPOINT, HISTORY, METRICS, PLOT
@@ -162,7 +162,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    help="one progress line every N steps when stdout is not a terminal")
     t.add_argument("--sample-length", type=int, default=200,
                    help="characters per sample printed at each evaluation")
-    t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
+    t.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"output folder, created when training starts (default: {DEFAULT_OUT}; "
+                   "with --resume, the resumed run's folder)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue a run from its checkpoint, file or --out folder "
                    "(default: none, a new run)")
@@ -319,8 +321,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     from .models import LanguageModel
     from .training import distributed, make_optimizer, make_schedule
     from .training.checkpoint import load_checkpoint
-    from .training.files import check_writable_folder, clean_stale_temps
-    from .training.run_files import NAMES
+    from .training.files import check_writable_folder
     from .training.sampling import sample
     from .training.tasks import LanguageModelTask
     from .training.trainer import TrainConfig, Trainer, TrainingDiverged
@@ -340,9 +341,11 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     backend = _backend(distributed.device_for(args.device, comm))   # a GPU per rank
     if args.threads is not None and backend.name != "numpy":
         warn(f"--threads is ignored on --device {args.device} (it limits the CPU's BLAS)")
-    out = check_writable_folder(args.out, "--out")         # before anything is trained
-    if comm.is_root:
-        clean_stale_temps(out, [*NAMES, SAMPLE])
+    # --resume without --out continues in the resumed run's folder
+    out_arg = args.out if "out" in given or not args.resume else \
+        _checkpoint_path(args.resume).parent
+    # proved writable before anything is trained, created only when the run starts
+    out = check_writable_folder(out_arg, "--out", create=False)
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
     text_arg, data_arg = args.text, args.data
     if ckpt is not None:
@@ -393,12 +396,13 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
     schedule = make_schedule(args.schedule, lr, steps or 1, args.warmup)
-    cell = model.config["cell"].upper()
+    cell = model.config["cell"]
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,
                          clip=args.clip or None, eval_every=args.eval_every,
                          save_every=args.save_every or args.eval_every, out_dir=str(out),
                          progress=False if args.quiet else None, log_every=args.log_every,
-                         plot_title=f"{cell} {model.config['hidden_size']} on {source}",
+                         plot_title=f"{display_name(cell)} {model.config['hidden_size']} "
+                                    f"on {source}",
                          loss_unit="nats/char")
     info = {"run": {"source": source, "data": data_arg,
                     "text": None if not text_arg else str(Path(text_arg).resolve()),
@@ -422,11 +426,14 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
         if steps is not None and trainer.step >= steps:
             raise ValueError(f"--steps {steps}: the checkpoint is already at step "
                              f"{trainer.step}")
-    if comm.is_root:                                # rank 0 alone prints
+    if comm.is_root:                                # rank 0 alone creates, writes, prints
+        copied = _start_out_folder(out, ckpt)
         if ckpt is not None:
             print(f"resumed from {ckpt.path} at step {trainer.step} "
-                  f"({trainer.elapsed:.0f} s trained so far)", flush=True)
-        print(f"training a {cell} language model "
+                  f"({trainer.elapsed:.0f} s trained so far)"
+                  + (f"; continuing in {out} ({' and '.join(copied)} copied there)"
+                     if copied else ""), flush=True)
+        print(f"training {display_name(cell, article=True)} language model "
               f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
               f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
               + (f"{steps} steps" if steps else f"{minutes:g} minutes")
@@ -465,7 +472,8 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     print(f"\nfinished {trainer.step} steps in {trainer.elapsed:.0f} s{session}: validation "
           f"loss {val}{best}; {rate:,.0f} tokens/s overall (characters processed, with "
           f"validation and samples), {_median_rate(history):,.0f} tokens/s in a median "
-          f"training step")
+          f"training step; {_passes(trainer.tokens_seen / max(len(train_ids), 1))} passes over "
+          f"the training text")
     print("final sample:\n" + final.strip("\n"))
     files = [("checkpoint:", ck_path), ("best:", out / BEST), ("loss curve:", out / PLOT),
              ("metrics:", out / METRICS), ("history:", out / HISTORY),
@@ -476,6 +484,29 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
             print(f"{label:<12}{path}")
     print(f"generate more with: scratchrnn sample {ck_path} --prompt 'The '")
     return 0
+
+
+def _start_out_folder(out: Path, ckpt: Any) -> list[str]:
+    """Create ``--out`` (the run starts: nothing before this point leaves a folder behind)
+    and clean its stale temp files. A run resumed into another folder than its own
+    continues its record there: its metrics.csv (the rows up to the checkpoint's step are
+    kept) and best.npz are copied in. Returns the names copied."""
+    from .training.files import atomic_write_bytes, clean_stale_temps
+    from .training.run_files import NAMES
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out: cannot create {out} ({err.strerror or err})") from None
+    clean_stale_temps(out, [*NAMES, SAMPLE])
+    copied = []
+    source = None if ckpt is None else Path(ckpt.path).parent
+    if source is not None and source.resolve() != out.resolve():
+        for name in (METRICS, BEST):
+            if (source / name).is_file():
+                atomic_write_bytes(out / name, (source / name).read_bytes())
+                copied.append(name)
+    return copied
 
 
 def _write_outputs(trainer: Any) -> None:
@@ -491,7 +522,7 @@ def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int 
     """--layers, --lr, --dropout and --schedule, where not given, by the passes the budget
     will make over the text (scratchrnn/training/defaults.py); returns a line saying what
     was picked."""
-    from .training.defaults import budget_defaults
+    from .training.defaults import REFERENCE_CHARS_PER_S, budget_defaults
 
     train_chars = int(text_chars * (1.0 - args.val_fraction))
     picked = budget_defaults(train_chars, args.batch_size, args.seq_len, steps, minutes)
@@ -510,8 +541,17 @@ def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int 
     if args.schedule is None:
         args.schedule = picked.schedule
         chosen.append(f"{args.schedule} schedule")
-    return (f"defaults for about {picked.passes:.0f} passes over the text: "
-            + ", ".join(chosen)) if chosen else ""
+    if steps is not None:       # exact: steps x batch x window characters
+        basis = f"defaults for {_passes(picked.passes)} passes over the text ({steps} steps)"
+    else:                       # an estimate: the speed of this machine is not known yet
+        basis = (f"defaults for an estimated {_passes(picked.passes)} passes over the text "
+                 f"({minutes:g} minutes at an assumed {REFERENCE_CHARS_PER_S:,} "
+                 f"characters/s; the summary at the end gives the passes made)")
+    return (basis + ": " + ", ".join(chosen)) if chosen else ""
+
+
+def _passes(n: float) -> str:
+    return f"{n:.1f}" if n < 10 else f"{n:,.0f}"
 
 
 def _median_rate(history: Any) -> float:

@@ -131,8 +131,14 @@ def recurrent_projection(h_prev: Array, p: CellParams) -> Array:
 
 @dataclass(slots=True)
 class RecurrenceCache:
-    carry_prev: Carry      # the state entering the step
-    cell: Any              # the cell's own cache
+    """What :func:`recurrence_backward` needs of one step: ``carry_prev`` the state
+    entering it, ``(h_prev,)`` (B, P) or ``(h_prev, c_prev)`` ((B, P), (B, H));
+    ``cell`` the cell's own cache (ElmanCache, GRUCache or LSTMCache: its gates, each
+    (B, H)); ``m`` (B, H) the state before the output projection h = m W_hr^T (an LSTM
+    with ``proj_size``), else None."""
+
+    carry_prev: Carry      # the state entering the step: (h_prev,) or (h_prev, c_prev)
+    cell: Any              # the cell's own cache: gates (B, H) each
     m: Array | None        # (B, H) the state before the output projection, if any
 
 
@@ -178,9 +184,16 @@ def _is_zero(v: Any) -> bool:
 # --------------------------------------------------------------------------- #
 @dataclass(slots=True)
 class StepCache:
+    """What a ``*_step_forward`` keeps for its ``*_step_backward``: ``x`` (B, I) the
+    step's input, ``params`` the :class:`CellParams` it used (W_ih (G·H, I), W_hh
+    (G·H, P), b_ih, b_hh (G·H,), W_hr (P, H) or None), and ``recur`` the
+    :class:`RecurrenceCache`: the state entering the step (``recur.carry_prev``) and
+    the gates (``recur.cell``: ``h`` for Elman; ``r, z, n, hn`` for the GRU;
+    ``i, f, g, o, tanh_c`` for the LSTM, each (B, H))."""
+
     x: Array               # (B, I)
-    params: CellParams
-    recur: RecurrenceCache
+    params: CellParams     # the parameters of the step
+    recur: RecurrenceCache  # state entering the step and the cell's gates
 
 
 def check_step_inputs(cell: CellSpec, x: Any, carry: Carry, p: Any) -> None:

@@ -29,6 +29,9 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class LSTMCache:
+    """The LSTM step's gates, each (B, H): ``i`` input, ``f`` forget, ``g`` cell
+    candidate, ``o`` output, and ``tanh_c`` = tanh(c_t) (reused for tanh')."""
+
     i: Array       # (B, H) input gate
     f: Array       # (B, H) forget gate
     g: Array       # (B, H) cell candidate
