@@ -281,3 +281,43 @@ def test_steps_refuse_wrong_shapes_and_non_arrays(cell):
         step_back(cell, tuple(np.zeros((2, 3)) for _ in state), cache)
     with pytest.raises(TypeError, match="cache: expected the StepCache"):
         step_back(cell, tuple(np.zeros((2, 4)) for _ in state), (x, state))
+
+
+# --------------------------------------------------------------------------- #
+# help(scratchrnn.functional) holds what it promises
+# --------------------------------------------------------------------------- #
+def test_functional_help_has_every_cells_equations_and_shapes():
+    import pydoc
+
+    text = pydoc.render_doc(F, renderer=pydoc.plaintext)
+    for line in ("xw = x W_ih^T + b_ih", "hw = h_prev W_hh^T + b_hh", "dx      = da_x W_ih",
+                 "dW_ih = da_x^T x        (G·H, I)", "dW_hh   = da_h^T h_prev    (G·H, P)",
+                 "h_t = φ(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)",        # Elman
+                 "tanh' = 1 - h_t²", "n = tanh(xn + r ⊙ hn)",                  # GRU
+                 "da_h = [dar, daz, dan ⊙ r]", "c_t = f ⊙ c_{t-1} + i ⊙ g",    # LSTM
+                 "dc = δc + δh ⊙ o ⊙ (1 - tanh²(c_t))", "∂L/∂c_{t-1} = dc ⊙ f"):
+        assert line in text, line
+    assert "x (B, I)   h_prev (B, P)   c_prev (B, H)" in text
+
+
+def test_public_caches_and_params_document_their_fields():
+    from dataclasses import fields
+
+    from scratchrnn.cells.base import RecurrenceCache
+    from scratchrnn.cells.elman import ElmanCache
+    from scratchrnn.cells.gru import GRUCache
+    from scratchrnn.cells.lstm import LSTMCache
+
+    assert {"StepCache", "CellParams"} <= set(F.__all__)
+    for cls in (F.StepCache, F.CellParams, RecurrenceCache, ElmanCache, GRUCache, LSTMCache):
+        doc = cls.__doc__ or ""
+        missing = [f.name for f in fields(cls) if f"``{f.name}``" not in doc]
+        assert not missing, f"{cls.__name__}: {missing}"
+        assert "(B, " in doc or "(G·H" in doc, cls.__name__             # shapes named
+    # the gates the StepCache docstring lists are the cells' cache fields
+    for cell, names in (("lstm", "i, f, g, o, tanh_c"), ("gru", "r, z, n, hn"),
+                        ("rnn_tanh", "h")):
+        x, state, p = _step_inputs(cell)
+        _, cache = step(cell, x, state, p)
+        assert ", ".join(f.name for f in fields(cache.recur.cell)) == names
+        assert f"``{names}``" in F.StepCache.__doc__

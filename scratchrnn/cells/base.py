@@ -40,7 +40,9 @@ Carry = tuple  # (h,) for Elman and GRU, (h, c) for LSTM -- h (B, P), c (B, H)
 
 @dataclass(slots=True)
 class CellParams:
-    """One direction of one layer, PyTorch's layout (gate blocks stacked on rows).
+    """One direction of one layer, PyTorch's layout (gate blocks stacked on rows):
+    ``w_ih`` (G·H, I), ``w_hh`` (G·H, P), ``b_ih`` and ``b_hh`` (G·H,) or None (no bias),
+    ``w_hr`` (P, H) the LSTM's output projection or None (P = H without one).
 
     Iterating :meth:`named` gives (PyTorch base name, array) for the arrays the
     cell has, so layers, gradients and engines loop over them without naming them.
