@@ -80,7 +80,7 @@ def test_env_var_sets_the_default(monkeypatch):
 
 def test_env_var_bad_value_raises(monkeypatch):
     monkeypatch.setenv("SCRATCHRNN_BACKEND", "quantum")
-    with pytest.raises(ValueError, match="device: .*'quantum'"):
+    with pytest.raises(ValueError, match="SCRATCHRNN_BACKEND: .*'quantum'"):
         B.get_backend()
 
 
