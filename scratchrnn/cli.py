@@ -345,7 +345,9 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     out_arg = args.out if "out" in given or not args.resume else \
         _checkpoint_path(args.resume).parent
     # proved writable before anything is trained, created only when the run starts
-    out = check_writable_folder(out_arg, "--out", create=False)
+    out = check_writable_folder(out_arg, "--out" if out_arg is args.out else
+                                "--resume (the run continues in its folder; --out DIR "
+                                "writes elsewhere)", create=False)
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
     text_arg, data_arg = args.text, args.data
     if ckpt is not None:

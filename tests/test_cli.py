@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scratchrnn import cli
+from scratchrnn.training import files as F
 from scratchrnn.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -542,6 +543,10 @@ def _run_call(run, capsys):
 # --------------------------------------------------------------------------- #
 # The output folder: a resumed run continues in its own; failed runs leave none
 # --------------------------------------------------------------------------- #
+def _refuse(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
 def test_resume_without_out_continues_in_the_runs_folder(tmp_path, text_file, capsys,
                                                          monkeypatch):
     src = tmp_path / "src-run"
@@ -556,6 +561,13 @@ def test_resume_without_out_continues_in_the_runs_folder(tmp_path, text_file, ca
     assert [r["step"] for r in _csv(src / "metrics.csv")] == ["1", "2", "3", "4", "5"]
     assert load_checkpoint(src / "checkpoint.npz").step == 5
     assert "continuing in" not in stdout
+    # a folder it cannot write in is refused, saying where --out would help
+    monkeypatch.setattr(F.tempfile, "mkstemp", _refuse)
+    rc, _, err = _run([*base, "--steps", "6", "--resume", str(src)], capsys)
+    assert rc == 1 and f"--resume (the run continues in its folder; --out DIR writes " \
+        f"elsewhere): cannot write in {src}" in err
+    monkeypatch.undo()
+    monkeypatch.chdir(here)
     # --resume FILE: the folder that holds the file
     rc, _, err = _run([*base, "--steps", "6", "--resume", str(src / "checkpoint.npz")], capsys)
     assert rc == 0 and load_checkpoint(src / "checkpoint.npz").step == 6
