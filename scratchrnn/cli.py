@@ -341,13 +341,14 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     backend = _backend(distributed.device_for(args.device, comm))   # a GPU per rank
     if args.threads is not None and backend.name != "numpy":
         warn(f"--threads is ignored on --device {args.device} (it limits the CPU's BLAS)")
+    # proved writable before anything is trained, created only when the run starts;
     # --resume without --out continues in the resumed run's folder
-    out_arg = args.out if "out" in given or not args.resume else \
-        _checkpoint_path(args.resume).parent
-    # proved writable before anything is trained, created only when the run starts
-    out = check_writable_folder(out_arg, "--out" if out_arg is args.out else
-                                "--resume (the run continues in its folder; --out DIR "
-                                "writes elsewhere)", create=False)
+    if args.resume and "out" not in given:
+        out = check_writable_folder(_checkpoint_path(args.resume).parent, "--resume (the run "
+                                    "continues in its folder; --out DIR writes elsewhere)",
+                                    create=False)
+    else:
+        out = check_writable_folder(args.out, "--out", create=False)
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
     text_arg, data_arg = args.text, args.data
     if ckpt is not None:
