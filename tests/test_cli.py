@@ -595,6 +595,16 @@ def test_failed_runs_leave_no_output_folder(tmp_path, text_file, capsys, monkeyp
     assert _run([*base, "--text", str(tmp_path / "missing.txt")], capsys)[0] == 1
     assert _run([*base, "--resume", str(tmp_path / "no-such-run")], capsys)[0] == 1
     assert not default.exists()
+    from scratchrnn.data import datasets  # a failed download
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setenv("SCRATCHRNN_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("SCRATCHRNN_CACHE", str(tmp_path / "cache"))
+    rc, _, err = _run([*base, "--data", "tinyshakespeare"], capsys)
+    assert rc == 1 and "network is unreachable" in err and not default.exists()
     src = tmp_path / "src"
     assert _run([*base, "--text", str(text_file), "--steps", "3", "--out", str(src)],
                 capsys)[0] == 0
