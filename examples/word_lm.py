@@ -40,7 +40,7 @@ from pathlib import Path
 
 import _common
 
-from scratchrnn.cells import cell_arg
+from scratchrnn.cells import cell_arg, display_name
 from scratchrnn.data import Vocab, load_tinyshakespeare, split_stream
 from scratchrnn.models import CELLS, LanguageModel
 from scratchrnn.training import Adam
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
                   top_k=args.top_k, seed=args.seed)
     print(f"\n{text}")
     png = plot_history(history, Path(args.out) / "word_lm_loss.png",
-                       f"word-level {args.cell.upper()} {args.hidden} on {source}")
+                       f"word-level {display_name(args.cell)} {args.hidden} on {source}")
     val = history.val[-1]["val_loss"]
     last = history.loss[-min(len(history.loss), args.print_every):]
     print(f"\nloss curve: {png}")

@@ -20,27 +20,24 @@ an error on one rank ends every rank (MPI abort) with that rank's line.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from ._command import OneLineParser as _Parser
+from ._command import backend_for as _backend
+from ._command import device_arg as _device_arg
+from ._command import float_in as _float_in
+from ._command import one_line_errors
 from ._interrupt import EXIT_INTERRUPTED, run_command
-from .cells import cell_arg
+from .cells import cell_arg, display_name
 from .models import CELLS as MODEL_CELLS
 from .training.files import atomic_write_text
 from .training.run_files import BEST, CHECKPOINT, HISTORY, METRICS, PLOT
 
 DEFAULT_OUT = "scratchrnn-run"
 SAMPLE = "sample.txt"
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error instead of usage + error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def _positive_int(text: str) -> int:
@@ -51,22 +48,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
-
-
-def _float_in(low: float, high: float, low_open: bool = False, high_open: bool = False):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        ok = (value > low if low_open else value >= low) and \
-            (value < high if high_open else value <= high)
-        if not ok:
-            lo, hi = "(" if low_open else "[", ")" if high_open else "]"
-            raise argparse.ArgumentTypeError(f"expected a number in {lo}{low}, {high}{hi}, "
-                                             f"got {text!r}")
-        return value
-    return parse
 
 
 _positive = _float_in(0.0, float("inf"), low_open=True)
@@ -160,7 +141,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=_positive_int,
                         help="train this many steps (default: none; --minutes 2)")
     budget.add_argument("--minutes", type=_positive, help="train this long (default: 2)")
-    t.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+    t.add_argument("--device", default="cpu", type=_device_arg, help="cpu | cuda[:N] | strict")
     t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
                    help="parameter dtype")
     t.add_argument("--seed", type=int, default=0, help="random seed (initialisation, dropout)")
@@ -181,7 +162,9 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    help="one progress line every N steps when stdout is not a terminal")
     t.add_argument("--sample-length", type=int, default=200,
                    help="characters per sample printed at each evaluation")
-    t.add_argument("--out", default=DEFAULT_OUT, help="output folder")
+    t.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"output folder, created when training starts (default: {DEFAULT_OUT}; "
+                   "with --resume, the resumed run's folder)")
     t.add_argument("--resume", metavar="CHECKPOINT",
                    help="continue a run from its checkpoint, file or --out folder "
                    "(default: none, a new run)")
@@ -205,7 +188,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    "sum to p (default: 1, all)")
     s.add_argument("--seed", type=int, default=None,
                    help="random seed (default: none, a different text each time)")
-    s.add_argument("--device", default="cpu", help="cpu | cuda[:N] | strict")
+    s.add_argument("--device", default="cpu", type=_device_arg, help="cpu | cuda[:N] | strict")
 
     e = sub.add_parser("export", help="write a checkpoint's weights as .safetensors",
                        description="Write a checkpoint's model weights as a .safetensors file "
@@ -280,21 +263,6 @@ def _load_text(text_arg: str | None, data_arg: str | None) -> tuple[str, str]:
     return default_corpus(), "default (CPython help topics)"
 
 
-def _backend(spec: str) -> Any:
-    """The backend for --device, with a clear message when CUDA cannot run."""
-    from . import backend as B
-
-    if spec.strip().lower().partition(":")[0] in ("cuda", "cupy", "gpu", "cp"):
-        problem = B.cuda_problem()
-        if problem is not None:
-            kind, why = problem
-            hint = ("; install it with pip install 'scratchrnn[cuda12]' (CUDA 12) or "
-                    "'scratchrnn[cuda13]', or use --device cpu") if kind == "missing" else \
-                "; check the driver and the GPU (nvidia-smi), or use --device cpu"
-            raise ValueError(f"--device {spec}: no usable GPU: {why}{hint}")
-    return B.get_backend(spec)
-
-
 def _resume_conflicts(args: argparse.Namespace, given: set[str], ckpt: Any) -> list[str]:
     """``--opt value (the checkpoint has other)`` for each explicit option that differs."""
     run = ckpt.info.get("run", {})
@@ -353,8 +321,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     from .models import LanguageModel
     from .training import distributed, make_optimizer, make_schedule
     from .training.checkpoint import load_checkpoint
-    from .training.files import check_writable_folder, clean_stale_temps
-    from .training.run_files import NAMES
+    from .training.files import check_writable_folder
     from .training.sampling import sample
     from .training.tasks import LanguageModelTask
     from .training.trainer import TrainConfig, Trainer, TrainingDiverged
@@ -374,9 +341,14 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     backend = _backend(distributed.device_for(args.device, comm))   # a GPU per rank
     if args.threads is not None and backend.name != "numpy":
         warn(f"--threads is ignored on --device {args.device} (it limits the CPU's BLAS)")
-    out = check_writable_folder(args.out, "--out")         # before anything is trained
-    if comm.is_root:
-        clean_stale_temps(out, [*NAMES, SAMPLE])
+    # proved writable before anything is trained, created only when the run starts;
+    # --resume without --out continues in the resumed run's folder
+    if args.resume and "out" not in given:
+        out = check_writable_folder(_checkpoint_path(args.resume).parent, "--resume (the run "
+                                    "continues in its folder; --out DIR writes elsewhere)",
+                                    create=False)
+    else:
+        out = check_writable_folder(args.out, "--out", create=False)
     ckpt = load_checkpoint(_checkpoint_path(args.resume)) if args.resume else None
     text_arg, data_arg = args.text, args.data
     if ckpt is not None:
@@ -427,12 +399,13 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
     schedule = make_schedule(args.schedule, lr, steps or 1, args.warmup)
-    cell = model.config["cell"].upper()
+    cell = model.config["cell"]
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,
                          clip=args.clip or None, eval_every=args.eval_every,
                          save_every=args.save_every or args.eval_every, out_dir=str(out),
                          progress=False if args.quiet else None, log_every=args.log_every,
-                         plot_title=f"{cell} {model.config['hidden_size']} on {source}",
+                         plot_title=f"{display_name(cell)} {model.config['hidden_size']} "
+                                    f"on {source}",
                          loss_unit="nats/char")
     info = {"run": {"source": source, "data": data_arg,
                     "text": None if not text_arg else str(Path(text_arg).resolve()),
@@ -456,11 +429,14 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
         if steps is not None and trainer.step >= steps:
             raise ValueError(f"--steps {steps}: the checkpoint is already at step "
                              f"{trainer.step}")
-    if comm.is_root:                                # rank 0 alone prints
+    if comm.is_root:                                # rank 0 alone creates, writes, prints
+        copied = _start_out_folder(out, ckpt)
         if ckpt is not None:
             print(f"resumed from {ckpt.path} at step {trainer.step} "
-                  f"({trainer.elapsed:.0f} s trained so far)", flush=True)
-        print(f"training a {cell} language model "
+                  f"({trainer.elapsed:.0f} s trained so far)"
+                  + (f"; continuing in {out} ({' and '.join(copied)} copied there)"
+                     if copied else ""), flush=True)
+        print(f"training {display_name(cell, article=True)} language model "
               f"({model.num_parameters():,} parameters, {len(vocab)} characters) on {source}: "
               f"{len(train_ids):,} training / {len(val_ids):,} validation characters, "
               + (f"{steps} steps" if steps else f"{minutes:g} minutes")
@@ -499,7 +475,8 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     print(f"\nfinished {trainer.step} steps in {trainer.elapsed:.0f} s{resumed}: validation "
           f"loss {val}{best}; {rate:,.0f} tokens/s overall (characters processed, with "
           f"validation and samples), {_median_rate(history):,.0f} tokens/s in a median "
-          f"training step")
+          f"training step; {_passes(trainer.tokens_seen / max(len(train_ids), 1))} passes over "
+          f"the training text")
     print("final sample:\n" + final.strip("\n"))
     files = [("checkpoint:", ck_path), ("best:", out / BEST), ("loss curve:", out / PLOT),
              ("metrics:", out / METRICS), ("history:", out / HISTORY),
@@ -510,6 +487,29 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
             print(f"{label:<12}{path}")
     print(f"generate more with: scratchrnn sample {ck_path} --prompt 'The '")
     return 0
+
+
+def _start_out_folder(out: Path, ckpt: Any) -> list[str]:
+    """Create ``--out`` (the run starts: nothing before this point leaves a folder behind)
+    and clean its stale temp files. A run resumed into another folder than its own
+    continues its record there: its metrics.csv (the rows up to the checkpoint's step are
+    kept) and best.npz are copied in. Returns the names copied."""
+    from .training.files import atomic_write_bytes, clean_stale_temps
+    from .training.run_files import NAMES
+
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"--out: cannot create {out} ({err.strerror or err})") from None
+    clean_stale_temps(out, [*NAMES, SAMPLE])
+    copied = []
+    source = None if ckpt is None else Path(ckpt.path).parent
+    if source is not None and source.resolve() != out.resolve():
+        for name in (METRICS, BEST):
+            if (source / name).is_file():
+                atomic_write_bytes(out / name, (source / name).read_bytes())
+                copied.append(name)
+    return copied
 
 
 def _write_outputs(trainer: Any) -> None:
@@ -525,7 +525,7 @@ def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int 
     """--layers, --lr, --dropout and --schedule, where not given, by the passes the budget
     will make over the text (scratchrnn/training/defaults.py); returns a line saying what
     was picked."""
-    from .training.defaults import budget_defaults
+    from .training.defaults import REFERENCE_CHARS_PER_S, budget_defaults
 
     train_chars = int(text_chars * (1.0 - args.val_fraction))
     picked = budget_defaults(train_chars, args.batch_size, args.seq_len, steps, minutes)
@@ -544,8 +544,17 @@ def _fill_budget_defaults(args: argparse.Namespace, text_chars: int, steps: int 
     if args.schedule is None:
         args.schedule = picked.schedule
         chosen.append(f"{args.schedule} schedule")
-    return (f"defaults for about {picked.passes:.0f} passes over the text: "
-            + ", ".join(chosen)) if chosen else ""
+    if steps is not None:       # exact: steps x batch x window characters
+        basis = f"defaults for {_passes(picked.passes)} passes over the text ({steps} steps)"
+    else:                       # an estimate: the speed of this machine is not known yet
+        basis = (f"defaults for an estimated {_passes(picked.passes)} passes over the text "
+                 f"({minutes:g} minutes at an assumed {REFERENCE_CHARS_PER_S:,} "
+                 f"characters/s; the summary at the end gives the passes made)")
+    return (basis + ": " + ", ".join(chosen)) if chosen else ""
+
+
+def _passes(n: float) -> str:
+    return f"{n:.1f}" if n < 10 else f"{n:,.0f}"
 
 
 def _median_rate(history: Any) -> float:
@@ -616,30 +625,9 @@ def _main(argv: list[str] | None) -> int:
         return gradcheck.main(argv[1:])
     args = build_parser().parse_args(argv)
     given = explicit_options(argv)
-    try:
-        if args.command == "train":
-            return cmd_train(args, given)
-        if args.command == "export":
-            return cmd_export(args)
-        return cmd_sample(args, given)
-    except Exception as err:   # one line, no traceback, for every run-time failure
-        from .training.distributed import current
-        from .training.trainer import TrainingDiverged
-
-        if os.environ.get("SCRATCHRNN_DEBUG"):
-            raise
-
-        kind = "training diverged" if isinstance(err, TrainingDiverged) else "error"
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        comm = current()
-        if comm.size > 1 and not isinstance(err, TrainingDiverged):
-            # only this rank failed: say so, then end every rank (the others would wait)
-            print(f"scratchrnn {args.command}: {kind}: rank {comm.rank} of {comm.size}: "
-                  f"{message}", file=sys.stderr)
-            comm.abort(1)
-        if comm.is_root:    # a divergence is seen by every rank (the loss is global)
-            print(f"scratchrnn {args.command}: {kind}: {message}", file=sys.stderr)
-        return 1
+    commands = {"train": lambda: cmd_train(args, given), "export": lambda: cmd_export(args),
+                "sample": lambda: cmd_sample(args, given)}
+    return one_line_errors(args.command, commands[args.command])
 
 
 if __name__ == "__main__":  # pragma: no cover

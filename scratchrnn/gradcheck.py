@@ -28,10 +28,12 @@ table for every cell and configuration.
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import backend as B
+from ._command import OneLineParser, backend_for, device_arg, float_in, one_line_errors
 from .backend import Array
 from .cells import CELLS, cell_arg
 
@@ -242,30 +244,61 @@ def all_layer_cases() -> list[LayerCase]:
     return cases
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``scratchrnn gradcheck``: check every configuration, print the table, 0 if all pass."""
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    """``scratchrnn gradcheck``'s options (bad ones: one line, exit status 2)."""
+    parser = OneLineParser(
         prog="scratchrnn gradcheck",
         description="Check every hand-written recurrent gradient against float64 central "
-                    "differences and print the worst relative error per configuration.")
+                    "differences and print the worst relative error per configuration. "
+                    "Exit status: 0 when every error is under the bound, 1 when one is not "
+                    "(or is NaN) or the check cannot run, 2 for a bad argument.")
     parser.add_argument("--cell", type=cell_arg, choices=CELL_NAMES,
                         help="only this cell ('rnn' is an alias of rnn_tanh)")
-    parser.add_argument("--device", default=None, help="cpu (default), cuda, strict")
-    parser.add_argument("--eps", type=float, default=EPS, help="finite-difference step")
-    args = parser.parse_args(argv)
-    cases = [c for c in all_layer_cases() if args.cell in (None, c.cell)]
+    parser.add_argument("--device", default=None, type=device_arg,
+                        help="cpu, cuda[:N] or strict (default: $SCRATCHRNN_BACKEND, else cpu)")
+    parser.add_argument("--eps", type=float_in(0.0, float("inf"), low_open=True,
+                                               high_open=True),
+                        default=EPS, help=f"finite-difference step, > 0 (default: {EPS:g})")
+    return parser
+
+
+def passes(error: float) -> bool:
+    """An error passes when it is under :data:`BOUND`; NaN never does."""
+    return error < BOUND
+
+
+def print_table(cell: str | None = None, device: str | None = None, eps: float = EPS) -> int:
+    """Check every case of :func:`all_layer_cases` (of ``cell``), print one row per case
+    and a summary; returns the exit status: 0 if every error passes, else 1."""
+    from .engines import default_engine
+
+    be = B.get_backend(None) if device is None else backend_for(device)
+    default_engine()                    # SCRATCHRNN_ENGINE: refused before the table starts
+    cases = [c for c in all_layer_cases() if cell in (None, c.cell)]
     print(f"{'configuration':<52} {'worst parameter':<22} {'max rel err':>12}")
-    worst_all = 0.0
+    worst_all, failed = 0.0, 0
     for case in cases:
-        errors = check_layer(case, args.device, eps=args.eps)
-        name = max(errors, key=errors.get)
-        worst_all = max(worst_all, errors[name])
-        flag = "" if errors[name] < BOUND else "  FAIL"
-        print(f"{case.label:<52} {name:<22} {errors[name]:>12.2e}{flag}")
-    verdict = "ok" if worst_all < BOUND else "FAILED"
+        errors = check_layer(case, be, eps=eps)
+        # the worst entry: a NaN first (it fails), else the largest
+        name = max(errors, key=lambda k: (math.isnan(errors[k]), errors[k]))
+        worst = errors[name]
+        failed += not passes(worst)
+        worst_all = worst if math.isnan(worst) or math.isnan(worst_all) else \
+            max(worst_all, worst)
+        flag = "" if passes(worst) else "  FAIL"
+        print(f"{case.label:<52} {name:<22} {worst:>12.2e}{flag}")
+    verdict = "ok" if not failed else f"FAILED ({failed} of {len(cases)} configurations)"
     print(f"\nworst relative error over {len(cases)} configurations: {worst_all:.2e} "
           f"(bound {BOUND:g}) -- {verdict}")
-    return 0 if worst_all < BOUND else 1
+    return 0 if not failed else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``scratchrnn gradcheck`` (``python -m scratchrnn.gradcheck``): the table, with the
+    commands' exits (:mod:`scratchrnn._command`): 0 ok, 1 a failure or an error while
+    checking (one line), 2 a bad argument (one line)."""
+    args = build_parser().parse_args(argv)
+    return one_line_errors("gradcheck", lambda: print_table(args.cell, args.device, args.eps))
 
 
 if __name__ == "__main__":         # Ctrl-C: one line and status 130, as `scratchrnn gradcheck`

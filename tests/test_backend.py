@@ -80,7 +80,7 @@ def test_env_var_sets_the_default(monkeypatch):
 
 def test_env_var_bad_value_raises(monkeypatch):
     monkeypatch.setenv("SCRATCHRNN_BACKEND", "quantum")
-    with pytest.raises(ValueError, match="device: .*'quantum'"):
+    with pytest.raises(ValueError, match="SCRATCHRNN_BACKEND: .*'quantum'"):
         B.get_backend()
 
 
@@ -305,3 +305,14 @@ def test_set_check_finite_returns_old_setting():
         assert B.check_finite_enabled() is False
     finally:
         B.set_check_finite(old)
+
+
+def test_device_specs_are_parsed_without_importing_cupy():
+    assert B.parse_device("cpu") == ("numpy", 0) and B.parse_device("cpu:0") == ("numpy", 0)
+    assert B.parse_device(" CUDA:1 ") == ("cupy", 1) and B.parse_device("auto") == ("auto", 0)
+    assert B.parse_device("strict") == ("array_api_strict", 0)
+    for bad in ("tpu", "cuda:x", "cuda:", "cuda:-1", ""):
+        with pytest.raises(ValueError, match=f"device: expected one of .*got {bad!r}"):
+            B.parse_device(bad)
+    with pytest.raises(ValueError, match="--device: expected"):
+        B.parse_device("gpu0", "--device")

@@ -365,3 +365,91 @@ def test_a_refused_backward_input_leaves_the_forward_usable():
         layer.backward(np.zeros((5, 2, 3)))
     dx, _ = layer.backward(np.ones((5, 2, 4)))          # the right one still works
     assert dx.shape == (5, 2, 3)
+
+
+# --------------------------------------------------------------------------- #
+# environment variables: an error names the variable
+# --------------------------------------------------------------------------- #
+def test_backend_variable_is_named(monkeypatch):
+    monkeypatch.setenv("SCRATCHRNN_BACKEND", "tpu")
+    with pytest.raises(ValueError, match="SCRATCHRNN_BACKEND: expected one of .*got 'tpu'"):
+        sr.LSTM(3, 4)
+    with pytest.raises(ValueError, match="^device: expected one of .*got 'tpu'"):
+        sr.LSTM(3, 4, device="tpu")
+
+
+def test_distributed_variable_is_named(monkeypatch):
+    from scratchrnn.training import distributed
+
+    monkeypatch.setenv("SCRATCHRNN_DISTRIBUTED", "bogus")
+    with pytest.raises(ValueError, match="SCRATCHRNN_DISTRIBUTED: expected one of .*'bogus'"):
+        distributed.world()
+    with pytest.raises(ValueError, match="^kind: expected one of .*'nope'"):
+        distributed.world("nope")
+
+
+@pytest.mark.parametrize("name, call", [
+    ("SCRATCHRNN_ENGINE", lambda: sr.GRU(3, 4)),
+    ("SCRATCHRNN_FAST", lambda: sr.GRU(3, 4)),
+    ("SCRATCHRNN_THREADS", lambda: B.set_thread_policy(None)),
+])
+def test_other_variables_are_named(monkeypatch, name, call):
+    monkeypatch.delenv("SCRATCHRNN_ENGINE", raising=False)    # (it overrides SCRATCHRNN_FAST)
+    monkeypatch.setenv(name, "bogus")
+    with pytest.raises(ValueError, match=f"{name}: expected .*'bogus'"):
+        call()
+
+
+def test_on_off_variables_read_one_way(monkeypatch):
+    from scratchrnn.backend import nccl
+    from scratchrnn.backend.blas_tuning import tune_openblas_env
+    from scratchrnn.backend.env import env_flag
+
+    for text, value in (("1", True), ("Yes", True), ("on", True), ("0", False),
+                        ("no", False), ("OFF", False), ("", True)):
+        assert env_flag("X", True, {"X": text}) is value
+    monkeypatch.setattr(B, "_check_finite", None)
+    monkeypatch.setenv("SCRATCHRNN_CHECK_FINITE", "no")          # was: on
+    assert B.check_finite_enabled() is False
+    monkeypatch.setattr(B, "_check_finite", None)
+    monkeypatch.setenv("SCRATCHRNN_CHECK_FINITE", "maybe")
+    with pytest.raises(ValueError, match="SCRATCHRNN_CHECK_FINITE: expected one of .*'maybe'"):
+        gru()(X)
+    monkeypatch.setattr(B, "_check_finite", False)
+    monkeypatch.setenv("SCRATCHRNN_NCCL", "maybe")
+    with pytest.raises(ValueError, match="SCRATCHRNN_NCCL: expected one of"):
+        nccl.available()
+    with pytest.warns(UserWarning, match="SCRATCHRNN_TUNE_BLAS: expected one of .*'maybe'"):
+        assert tune_openblas_env({"SCRATCHRNN_TUNE_BLAS": "maybe"}, {}) is None
+
+
+def test_debug_variable_off_means_off(monkeypatch, capsys):
+    from scratchrnn._command import one_line_errors
+
+    def fail():
+        raise ValueError("boom")
+
+    monkeypatch.setenv("SCRATCHRNN_DEBUG", "0")
+    assert one_line_errors("train", fail) == 1
+    assert capsys.readouterr().err == "scratchrnn train: error: boom\n"
+    monkeypatch.setenv("SCRATCHRNN_DEBUG", "1")
+    with pytest.raises(ValueError, match="boom"):
+        one_line_errors("train", fail)
+
+
+# --------------------------------------------------------------------------- #
+# boolean layer options take booleans
+# --------------------------------------------------------------------------- #
+@pytest.mark.parametrize("layer", [sr.RNN, sr.GRU, sr.LSTM])
+@pytest.mark.parametrize("name, value", [("allow_tf32", "no"), ("allow_tf32", 1),
+                                         ("bias", "no"), ("batch_first", "yes"),
+                                         ("bidirectional", 0)])
+def test_boolean_options_take_booleans(layer, name, value):
+    expected = "True, False or None" if name == "allow_tf32" else "True or False"
+    with pytest.raises(TypeError, match=esc(f"{name}: expected {expected}, got {value!r}")):
+        layer(3, 4, **{name: value})
+
+
+@pytest.mark.parametrize("value", [None, True, False])
+def test_allow_tf32_takes_none_and_booleans(value):
+    assert sr.LSTM(3, 4, allow_tf32=value).allow_tf32 is value

@@ -170,7 +170,9 @@ def test_fixed_and_off_set_once_and_never_adapt(policy, sets):
 
 @pytest.fixture
 def own_threads():
-    """Give BLAS its own thread count back after a test that sets one."""
+    """BLAS at its own thread count before (an earlier command may have left the
+    "auto" policy's count) and after a test that sets one."""
+    B.set_thread_policy("off")
     yield
     B.set_thread_policy("off")
 

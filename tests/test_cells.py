@@ -225,3 +225,99 @@ def test_layer_equals_stepping_the_cell(cell, sizes, backend_name):
     for name, g in zip(("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"), total):
         close(getattr(layer, name).grad, g, name)
 
+
+
+# --------------------------------------------------------------------------- #
+# Bad input to the steps: refused as the layers refuse it (scratchrnn.nn.checks)
+# --------------------------------------------------------------------------- #
+def _step_inputs(cell: str, dtype: str = "float64"):
+    be = B.get_backend("numpy")
+    gen = B.Generator(0)
+    p = random_params(gen, GATES[cell], 3, 4, be)
+    x = gen.normal((2, 3), be, "float64")
+    state = tuple(gen.normal((2, 4), be, "float64") for _ in range(2 if cell == "lstm" else 1))
+    return x, state, p
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_steps_refuse_mixed_dtypes(cell):
+    x, state, p = _step_inputs(cell)
+    with pytest.raises(TypeError, match=r"x: expected dtype float64 \(the parameters' dtype\), "
+                                        r"got float32"):
+        step(cell, x.astype("float32"), state, p)
+    with pytest.raises(TypeError, match="h_prev: expected dtype float64 .*got float32"):
+        step(cell, x, (state[0].astype("float32"),) + state[1:], p)
+    half = F.CellParams(p.w_ih, p.w_hh.astype("float32"), p.b_ih, p.b_hh)
+    with pytest.raises(TypeError, match="params.w_hh: expected dtype float64 .*got float32"):
+        step(cell, x, state, half)
+    if cell == "lstm":
+        with pytest.raises(TypeError, match="c_prev: expected dtype float64 .*got float32"):
+            step(cell, x, (state[0], state[1].astype("float32")), p)
+    # the backward side: the upstream gradient must have the forward's dtype
+    _, cache = step(cell, x, state, p)
+    douts = tuple(np.ones((2, 4), dtype="float32") for _ in state)
+    with pytest.raises(TypeError, match=r"dh: expected dtype float64 \(the forward's dtype\), "
+                                        r"got float32"):
+        step_back(cell, douts, cache)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_steps_refuse_wrong_shapes_and_non_arrays(cell):
+    x, state, p = _step_inputs(cell)
+    with pytest.raises(ValueError, match=r"x: expected shape \(\*, 3\) \(batch, input_size\), "
+                                         r"got \(2, 5\)"):
+        step(cell, np.zeros((2, 5)), state, p)
+    with pytest.raises(ValueError, match=r"h_prev: expected shape \(2, 4\) \(batch, H\), "
+                                         r"got \(3, 4\)"):
+        step(cell, x, (np.zeros((3, 4)),) + state[1:], p)
+    with pytest.raises(TypeError, match="x: expected an array, got list"):
+        step(cell, [[0.0, 0.0, 0.0]] * 2, state, p)
+    bad = F.CellParams(p.w_ih, p.w_hh[:, :3], p.b_ih, p.b_hh)
+    with pytest.raises(ValueError, match=r"params.w_hh: expected shape \(.*, 4\) \(G·H, P\)"):
+        step(cell, x, state, bad)
+    _, cache = step(cell, x, state, p)
+    with pytest.raises(ValueError, match=r"dh: expected shape \(2, 4\) \(batch, H\), "
+                                         r"got \(2, 3\)"):
+        step_back(cell, tuple(np.zeros((2, 3)) for _ in state), cache)
+    with pytest.raises(TypeError, match="cache: expected the StepCache"):
+        step_back(cell, tuple(np.zeros((2, 4)) for _ in state), (x, state))
+
+
+# --------------------------------------------------------------------------- #
+# help(scratchrnn.functional) holds what it promises
+# --------------------------------------------------------------------------- #
+def test_functional_help_has_every_cells_equations_and_shapes():
+    import pydoc
+
+    text = pydoc.render_doc(F, renderer=pydoc.plaintext)
+    for line in ("xw = x W_ih^T + b_ih", "hw = h_prev W_hh^T + b_hh", "dx      = da_x W_ih",
+                 "dW_ih = da_x^T x        (G·H, I)", "dW_hh   = da_h^T h_prev    (G·H, P)",
+                 "h_t = φ(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)",        # Elman
+                 "tanh' = 1 - h_t²", "n = tanh(xn + r ⊙ hn)",                  # GRU
+                 "da_h = [dar, daz, dan ⊙ r]", "c_t = f ⊙ c_{t-1} + i ⊙ g",    # LSTM
+                 "dc = δc + δh ⊙ o ⊙ (1 - tanh²(c_t))", "∂L/∂c_{t-1} = dc ⊙ f"):
+        assert line in text, line
+    assert "x (B, I)   h_prev (B, P)   c_prev (B, H)" in text
+
+
+def test_public_caches_and_params_document_their_fields():
+    from dataclasses import fields
+
+    from scratchrnn.cells.base import RecurrenceCache
+    from scratchrnn.cells.elman import ElmanCache
+    from scratchrnn.cells.gru import GRUCache
+    from scratchrnn.cells.lstm import LSTMCache
+
+    assert {"StepCache", "CellParams"} <= set(F.__all__)
+    for cls in (F.StepCache, F.CellParams, RecurrenceCache, ElmanCache, GRUCache, LSTMCache):
+        doc = cls.__doc__ or ""
+        missing = [f.name for f in fields(cls) if f"``{f.name}``" not in doc]
+        assert not missing, f"{cls.__name__}: {missing}"
+        assert "(B, " in doc or "(G·H" in doc, cls.__name__             # shapes named
+    # the gates the StepCache docstring lists are the cells' cache fields
+    for cell, names in (("lstm", "i, f, g, o, tanh_c"), ("gru", "r, z, n, hn"),
+                        ("rnn_tanh", "h")):
+        x, state, p = _step_inputs(cell)
+        _, cache = step(cell, x, state, p)
+        assert ", ".join(f.name for f in fields(cache.recur.cell)) == names
+        assert f"``{names}``" in F.StepCache.__doc__

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from scratchrnn import cli
+from scratchrnn.training import files as F
 from scratchrnn.training.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +70,16 @@ def test_progress_and_samples_when_not_quiet(tmp_path, text_file, capsys):
     (["sample"], "the following arguments are required: checkpoint"),
     (["sample", "x.npz", "--top-p", "0"], "expected a number in (0.0, 1.0]"),
     ([], "the following arguments are required"),
+    (["train", "--device", "tpu"], "argument --device: expected cpu, cuda[:N], auto or strict, "
+     "got 'tpu'"),
+    (["sample", "x.npz", "--device", "cuda:x"], "argument --device: expected cpu"),
+    (["gradcheck", "--device", "bogus"], "argument --device: expected cpu, cuda[:N], auto or "
+     "strict, got 'bogus'"),
+    (["gradcheck", "--eps", "0"], "argument --eps: expected a number in (0.0, inf), got '0'"),
+    (["gradcheck", "--eps", "nan"], "argument --eps: expected a number in (0.0, inf)"),
+    (["gradcheck", "--eps", "inf"], "argument --eps: expected a number in (0.0, inf)"),
+    (["gradcheck", "--eps=-1e-4"], "argument --eps: expected a number in (0.0, inf)"),
+    (["gradcheck", "--cell", "tpu"], "argument --cell: invalid choice"),
 ])
 def test_bad_arguments_one_line(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -81,7 +92,6 @@ def test_bad_arguments_one_line(argv, message, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["train", "--text", "/no/such/file.txt"], "--text: no file at /no/such/file.txt"),
     (["train", "--schedule", "cosine"], "--schedule cosine: needs --steps"),
-    (["train", "--device", "tpu"], "device: expected one of"),
     (["sample", "/no/such.npz"], "no file at /no/such.npz"),
 ])
 def test_runtime_errors_one_line(argv, message, capsys):
@@ -480,3 +490,193 @@ def test_gradcheck_takes_the_cell_names_and_the_alias(monkeypatch, capsys):
         rows = [ln for ln in capsys.readouterr().out.splitlines() if "L=1" in ln]
         assert len(rows) == 1 and rows[0].startswith("rnn_tanh ")
     assert set(G.CELL_NAMES) == {"rnn_tanh", "rnn_relu", "gru", "lstm", "lstm_proj"}
+
+
+# --------------------------------------------------------------------------- #
+# gradcheck: the commands' exits; a NaN error is a failure
+# --------------------------------------------------------------------------- #
+def _tiny_gradcheck(monkeypatch):
+    import scratchrnn.gradcheck as G
+
+    tiny = dict(T=2, batch=2, input_size=2, hidden_size=2)
+    monkeypatch.setattr(G, "all_layer_cases", lambda: [G.LayerCase("rnn_tanh", **tiny),
+                                                       G.LayerCase("gru", **tiny)])
+    return G
+
+
+@pytest.mark.parametrize("variable, value", [("SCRATCHRNN_ENGINE", "bogus"),
+                                             ("SCRATCHRNN_BACKEND", "tpu")])
+def test_gradcheck_environment_errors_one_line_exit_1(monkeypatch, capsys, variable, value):
+    G = _tiny_gradcheck(monkeypatch)
+    monkeypatch.setenv(variable, value)
+    for run in (lambda: cli.main(["gradcheck"]), lambda: G.main([])):
+        rc, out, err = _run_call(run, capsys)
+        assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith(f"scratchrnn gradcheck: error: {variable}: expected one of")
+        assert out == ""                              # refused before the table starts
+
+
+def test_gradcheck_without_a_gpu_one_line_exit_1(monkeypatch, capsys):
+    from scratchrnn import backend as B
+
+    _tiny_gradcheck(monkeypatch)
+    monkeypatch.setattr(B, "cuda_problem", lambda: ("missing", "CuPy is not installed"))
+    rc, out, err = _run(["gradcheck", "--device", "cuda"], capsys)
+    assert rc == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert "--device cuda: no usable GPU: CuPy is not installed" in err
+
+
+def test_gradcheck_module_follows_the_same_rule():
+    for argv, status in ((["--eps", "0"], 2), (["--device", "bogus"], 2)):
+        done = subprocess.run([sys.executable, "-m", "scratchrnn.gradcheck", *argv],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == status, done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_gradcheck_a_nan_error_fails(monkeypatch, capsys):
+    G = _tiny_gradcheck(monkeypatch)
+    results = iter([{"weight_ih_l0": 1e-10, "input": 2e-11},
+                    {"weight_ih_l0": float("nan"), "input": 1e-9}])
+    monkeypatch.setattr(G, "check_layer", lambda case, backend=None, seed=0, eps=G.EPS:
+                        next(results))
+    rc, out, _ = _run(["gradcheck"], capsys)
+    rows = [ln for ln in out.splitlines() if "L=1" in ln]
+    assert rc == 1
+    assert rows[0].endswith("1.00e-10") and rows[1].endswith("nan  FAIL")
+    assert "weight_ih_l0" in rows[1]                   # the NaN entry is the worst one
+    summary = out.strip().splitlines()[-1]
+    assert "nan" in summary and "FAILED (1 of 2 configurations)" in summary
+    assert "ok" not in summary
+
+
+def _run_call(run, capsys):
+    rc = run()
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+# --------------------------------------------------------------------------- #
+# The output folder: a resumed run continues in its own; failed runs leave none
+# --------------------------------------------------------------------------- #
+def _refuse(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")
+
+
+def test_resume_without_out_continues_in_the_runs_folder(tmp_path, text_file, capsys,
+                                                         monkeypatch):
+    src = tmp_path / "src-run"
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    base = ["train", "--text", str(text_file), "--quiet", *TINY]
+    assert _run([*base, "--steps", "3", "--out", str(src)], capsys)[0] == 0
+    rc, stdout, err = _run([*base, "--steps", "5", "--resume", str(src)], capsys)
+    assert rc == 0, err
+    assert not (here / cli.DEFAULT_OUT).exists() and list(here.iterdir()) == []
+    assert [r["step"] for r in _csv(src / "metrics.csv")] == ["1", "2", "3", "4", "5"]
+    assert load_checkpoint(src / "checkpoint.npz").step == 5
+    assert "continuing in" not in stdout
+    # a folder it cannot write in is refused, saying where --out would help
+    monkeypatch.setattr(F.tempfile, "mkstemp", _refuse)
+    rc, _, err = _run([*base, "--steps", "6", "--resume", str(src)], capsys)
+    assert rc == 1 and f"--resume (the run continues in its folder; --out DIR writes " \
+        f"elsewhere): cannot write in {src}" in err
+    monkeypatch.undo()
+    monkeypatch.chdir(here)
+    # --resume FILE: the folder that holds the file
+    rc, _, err = _run([*base, "--steps", "6", "--resume", str(src / "checkpoint.npz")], capsys)
+    assert rc == 0 and load_checkpoint(src / "checkpoint.npz").step == 6
+
+
+def test_resume_into_another_out_copies_the_runs_record(tmp_path, text_file, capsys):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    base = ["train", "--text", str(text_file), "--quiet", *TINY]
+    assert _run([*base, "--steps", "3", "--out", str(src)], capsys)[0] == 0
+    before = (src / "metrics.csv").read_text()
+    rc, stdout, err = _run([*base, "--steps", "5", "--resume", str(src), "--out", str(dst)],
+                           capsys)
+    assert rc == 0, err
+    assert f"continuing in {dst} (metrics.csv and best.npz copied there)" in stdout
+    assert [r["step"] for r in _csv(dst / "metrics.csv")] == ["1", "2", "3", "4", "5"]
+    assert (src / "metrics.csv").read_text() == before            # the source is untouched
+    assert load_checkpoint(src / "checkpoint.npz").step == 3
+    assert load_checkpoint(dst / "checkpoint.npz").step == 5 and (dst / "best.npz").is_file()
+
+
+def test_failed_runs_leave_no_output_folder(tmp_path, text_file, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    default = tmp_path / cli.DEFAULT_OUT
+    base = ["train", "--quiet", *TINY]
+    assert _run([*base, "--text", str(tmp_path / "missing.txt")], capsys)[0] == 1
+    assert _run([*base, "--resume", str(tmp_path / "no-such-run")], capsys)[0] == 1
+    assert not default.exists()
+    from scratchrnn.data import datasets  # a failed download
+
+    def offline(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setenv("SCRATCHRNN_DATA", str(tmp_path / "no-data"))
+    monkeypatch.setenv("SCRATCHRNN_CACHE", str(tmp_path / "cache"))
+    rc, _, err = _run([*base, "--data", "tinyshakespeare"], capsys)
+    assert rc == 1 and "network is unreachable" in err and not default.exists()
+    src = tmp_path / "src"
+    assert _run([*base, "--text", str(text_file), "--steps", "3", "--out", str(src)],
+                capsys)[0] == 0
+    rc, _, err = _run([*base, "--steps", "2", "--resume", str(src), "--out",
+                       str(tmp_path / "new")], capsys)            # refused: already at step 3
+    assert rc == 1 and "already at step 3" in err
+    assert not (tmp_path / "new").exists() and not default.exists()
+    # a folder that cannot be made is still refused before anything is trained
+    (tmp_path / "afile").write_text("x")
+    rc, stdout, err = _run([*base, "--text", str(text_file), "--steps", "2", "--out",
+                            str(tmp_path / "afile" / "run")], capsys)
+    assert rc == 1 and "exists and is not a folder" in err and "training" not in stdout
+
+
+def test_gitignore_ignores_the_default_output_folder():
+    lines = (ROOT / ".gitignore").read_text().split()
+    assert f"{cli.DEFAULT_OUT}/" in lines
+
+
+# --------------------------------------------------------------------------- #
+# Messages: the cell's display name with its article; the passes behind the defaults
+# --------------------------------------------------------------------------- #
+def test_cell_display_names_and_articles():
+    from scratchrnn.cells import CELLS, display_name
+
+    assert {c: display_name(c, article=True) for c in CELLS} == {
+        "rnn_tanh": "an RNN (tanh)", "rnn_relu": "an RNN (ReLU)", "gru": "a GRU",
+        "lstm": "an LSTM", "lstm_proj": "an LSTM (projected)"}
+    assert display_name("rnn") == "RNN (tanh)" and display_name("gru") == "GRU"
+
+
+@pytest.mark.parametrize("cell, said", [("lstm", "training an LSTM language model"),
+                                        ("rnn_relu", "training an RNN (ReLU) language model"),
+                                        ("gru", "training a GRU language model")])
+def test_training_line_names_the_cell(tmp_path, text_file, capsys, cell, said):
+    rc, stdout, _ = _run(["train", "--text", str(text_file), "--quiet", "--steps", "1",
+                          "--cell", cell, "--out", str(tmp_path / "r"), *TINY], capsys)
+    assert rc == 0 and said in stdout
+    assert "passes over the training text" in stdout          # what the run really made
+
+
+def test_defaults_line_says_whether_the_passes_are_estimated():
+    args = cli.build_parser().parse_args(["train"])
+    line = cli._fill_budget_defaults(args, 465_000, None, 2.0)
+    assert line.startswith("defaults for an estimated 11 passes over the text (2 minutes at "
+                           "an assumed 40,000 characters/s")
+    args = cli.build_parser().parse_args(["train"])
+    line = cli._fill_budget_defaults(args, 465_000, 100, None)
+    assert line.startswith("defaults for 0.5 passes over the text (100 steps)")
+    assert "estimated" not in line
+
+
+def test_language_model_metrics_have_validation_accuracy(tmp_path, text_file, capsys):
+    out = tmp_path / "r"
+    assert _run(["train", "--text", str(text_file), "--quiet", "--steps", "6", "--out",
+                 str(out), *TINY], capsys)[0] == 0
+    validated = [r for r in _csv(out / "metrics.csv") if r["val_loss"]]
+    assert [r["step"] for r in validated] == ["3", "6"]
+    assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 for r in validated)

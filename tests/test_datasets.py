@@ -70,3 +70,17 @@ def test_explicit_path_missing(tmp_path):
         D.load_ag_news(tmp_path)
     with pytest.raises(FileNotFoundError, match="names: expected a folder"):
         D.load_names(tmp_path)
+
+
+def test_not_found_messages_say_what_scratchrnn_data_holds(tmp_path, monkeypatch):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("SCRATCHRNN_DATA", str(empty))
+    monkeypatch.setenv("SCRATCHRNN_CACHE", str(tmp_path / "cache"))
+    for load in (lambda: D.load_tinyshakespeare(download_ok=False), D.load_ag_news,
+                 D.load_names):
+        with pytest.raises(FileNotFoundError, match=f"SCRATCHRNN_DATA is {empty}"):
+            load()
+    monkeypatch.delenv("SCRATCHRNN_DATA")
+    with pytest.raises(FileNotFoundError, match="SCRATCHRNN_DATA is not set"):
+        D.load_ag_news()

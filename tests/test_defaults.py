@@ -59,7 +59,7 @@ def test_many_passes_regularise_unless_the_user_chose(tmp_path, text_file, capsy
     ck = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
     assert (ck.model_config["dropout"], ck.model_config["num_layers"]) == (0.2, 2)
     assert ck.info["run"]["lr"] == 2e-3
-    assert ("defaults for about 20 passes over the text: 2 layers, learning rate 0.002, "
+    assert ("defaults for 20 passes over the text (800 steps): 2 layers, learning rate 0.002, "
             "dropout 0.2, plateau schedule") in capsys.readouterr().out
     assert train(text_file, tmp_path / "c", "--steps", "800", "--eval-every", "200",
                  "--dropout", "0", "--schedule", "constant", "--layers", "1",

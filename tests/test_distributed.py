@@ -217,7 +217,7 @@ def test_lm_on_two_processes_ends_with_the_weights_of_one(tmp_path, batch):
     two = train(tmp_path, "two", 2, "--steps", "20", batch=batch)
     first = two.stdout.splitlines()[0]
     assert "on 2 processes (cpu each, MPI)" in first and "on cpu" in one.stdout.splitlines()[0]
-    assert two.stdout.count("training a LSTM") == 1          # rank 0 alone prints
+    assert two.stdout.count("training an LSTM") == 1         # rank 0 alone prints
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert max(float(np.max(np.abs(a[k] - b[k]))) for k in a) < 1e-9
     ca, cb = (load_checkpoint(tmp_path / d / "checkpoint.npz") for d in ("one", "two"))

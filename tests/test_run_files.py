@@ -228,3 +228,58 @@ def test_read_only_folder_is_refused(tmp_path):
             F.check_writable_folder(ro)
     finally:
         ro.chmod(0o755)
+
+
+def test_a_missing_folder_is_checked_without_being_created(tmp_path):
+    out = tmp_path / "a" / "b"
+    assert F.check_writable_folder(out, create=False) == out
+    assert not (tmp_path / "a").exists()                  # created only when a run starts
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="--out: .*afile exists and is not a folder"):
+        F.check_writable_folder(afile / "sub", create=False)
+
+
+def test_language_model_validation_reports_next_token_accuracy(tmp_path):
+    tr = trainer(tmp_path, max_steps=4)
+    tr.fit()
+    validated = [r for r in rows(tmp_path / "metrics.csv") if r["val_loss"]]
+    assert [r["step"] for r in validated] == ["2", "4"]
+    assert all(0.0 <= float(r["val_accuracy"]) <= 1.0 for r in validated)
+    # the share of validation characters that are the logits' argmax, state carried
+    task, model = tr.task, tr.model
+    model.eval()
+    hits = count = 0
+    state = None
+    for i in range(len(task.val)):
+        w = task.val.window(i)
+        logits, state = model(w.x, state)
+        hits += int((np.argmax(B.to_numpy(logits), axis=-1) == B.to_numpy(w.y)).sum())
+        count += w.y.size
+    assert tr.history.val[-1]["val_accuracy"] == pytest.approx(hits / count, abs=0)
+    assert float(validated[-1]["val_accuracy"]) == hits / count
+
+
+def test_evaluations_do_not_pile_up_figures(tmp_path):
+    """Each evaluation redraws loss.png on one figure: no figure per evaluation is left
+    for the cyclic garbage collector (a run's memory grew with its evaluations)."""
+    import gc
+
+    from matplotlib.figure import Figure
+
+    from scratchrnn.training.history import History
+
+    h = History()
+    h.step, h.loss = list(range(1, 31)), [2.0 - 0.01 * i for i in range(30)]
+    plots.plot_history(h, tmp_path / "loss.png")
+    gc.collect()
+    gc.disable()                       # count what only the cyclic collector would free
+    try:
+        for k in range(6):
+            h.val.append({"step": k + 1, "val_loss": 1.5})
+            plots.plot_history(h, tmp_path / "loss.png", "t", "nats/char")
+        alive = sum(isinstance(o, Figure) for o in gc.get_objects())
+    finally:
+        gc.enable()
+    assert alive <= 1
+    assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .blas_tuning import tune_openblas_env
+from .env import env_flag
 
 tune_openblas_env()  # before numpy loads OpenBLAS: see blas_tuning.py
 
@@ -140,30 +141,40 @@ def cuda_problem() -> tuple[str, str] | None:
     return None
 
 
-def get_backend(spec: str | Backend | None = None) -> Backend:
-    """Resolve a backend spec (see the module docstring) to a :class:`Backend`."""
-    if isinstance(spec, Backend):
-        return spec
-    if spec is None:
-        spec = os.environ.get("SCRATCHRNN_BACKEND", "numpy")
+def parse_device(spec: str, what: str = "device") -> tuple[str, int]:
+    """``(library, device index)`` for a device spec (see the module docstring), without
+    importing CuPy; anything else is a ValueError naming ``what`` (the argument, or the
+    environment variable the spec came from). ``"auto"`` stays ``("auto", 0)``."""
     if not isinstance(spec, str):
-        raise TypeError(f"device: expected a str or Backend, got {type(spec).__name__}")
-    text = spec.strip().lower()
-    if text == "auto":
-        text = "cupy" if cuda_available() else "numpy"
-    base, _, index = text.partition(":")
-    name = _ALIASES.get(base)
-    if name is None:
+        raise TypeError(f"{what}: expected a str or Backend, got {type(spec).__name__}")
+    base, colon, index = spec.strip().lower().partition(":")
+    name = "auto" if base == "auto" else _ALIASES.get(base)
+    ok = name is not None and (not colon or index.isdigit())
+    if not ok:
         raise ValueError(
-            f"device: expected one of 'cpu', 'numpy', 'cuda[:N]', 'cupy', 'auto', "
+            f"{what}: expected one of 'cpu', 'numpy', 'cuda[:N]', 'cupy', 'auto', "
             f"'strict', got {spec!r}"
         )
+    return name, int(index or 0)
+
+
+def get_backend(spec: str | Backend | None = None) -> Backend:
+    """Resolve a backend spec (see the module docstring) to a :class:`Backend`;
+    None: ``$SCRATCHRNN_BACKEND``, else NumPy."""
+    if isinstance(spec, Backend):
+        return spec
+    what = "device"
+    if spec is None:
+        spec, what = os.environ.get("SCRATCHRNN_BACKEND", "numpy"), "SCRATCHRNN_BACKEND"
+    name, index = parse_device(spec, what)
+    if name == "auto":
+        name = "cupy" if cuda_available() else "numpy"
     if name == "numpy":
         return _numpy_backend()
     if name == "cupy":
         cupy = _import_cupy()
         return Backend("cupy", array_api_compat.array_namespace(cupy.empty(0)),
-                       cupy.cuda.Device(int(index or 0)))
+                       cupy.cuda.Device(index))
     import array_api_strict
 
     return Backend("array_api_strict", array_api_strict,
@@ -327,18 +338,23 @@ def default_generator() -> Generator:
 # --------------------------------------------------------------------------- #
 # Input checking (used by the layers to give errors that name the argument)
 # --------------------------------------------------------------------------- #
-_check_finite = os.environ.get("SCRATCHRNN_CHECK_FINITE", "0") not in ("", "0", "false")
+_check_finite: bool | None = None     # None: not decided yet ($SCRATCHRNN_CHECK_FINITE)
 
 
 def set_check_finite(enabled: bool) -> bool:
     """Turn NaN/Inf checks of layer inputs on or off; returns the old setting."""
     global _check_finite
-    old, _check_finite = _check_finite, bool(enabled)
+    old, _check_finite = check_finite_enabled(), bool(enabled)
     return old
 
 
 def check_finite_enabled() -> bool:
-    """Whether layers refuse NaN and Inf input (see :func:`set_check_finite`)."""
+    """Whether layers refuse NaN/Inf inputs: :func:`set_check_finite`'s setting, else
+    ``SCRATCHRNN_CHECK_FINITE`` (off by default; read at the first check, so a bad
+    value is an error of the command that reads it, not of ``import scratchrnn``)."""
+    global _check_finite
+    if _check_finite is None:
+        _check_finite = env_flag("SCRATCHRNN_CHECK_FINITE", False)
     return _check_finite
 
 

@@ -16,7 +16,8 @@ at the top of :mod:`scratchrnn.backend`, before its own ``import numpy``, and
 does nothing when
 
 * ``OPENBLAS_CORETYPE`` is already set (the user's choice wins),
-* ``SCRATCHRNN_TUNE_BLAS=0`` (opt out),
+* ``SCRATCHRNN_TUNE_BLAS=0`` (opt out; a value other than on/off words, see
+  :mod:`.env`, is a warning and leaves OpenBLAS alone),
 * numpy is already imported (too late: import scratchrnn first, or export
   ``OPENBLAS_CORETYPE=SkylakeX`` yourself),
 * the CPU is not such a CPU, or the OS has no ``/proc/cpuinfo``.
@@ -30,7 +31,10 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Mapping, MutableMapping
+
+from .env import env_flag
 
 #: AVX-512 subsets OpenBLAS's SkylakeX kernels use.
 _AVX512 = ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")
@@ -61,8 +65,12 @@ def tune_openblas_env(environ: MutableMapping[str, str] = os.environ,
                       modules: Mapping[str, object] = sys.modules,
                       cpuinfo_path: str = "/proc/cpuinfo") -> str | None:
     """Set ``OPENBLAS_CORETYPE`` when it helps (see the module docstring); returns what was set."""
-    if ("OPENBLAS_CORETYPE" in environ or "numpy" in modules
-            or environ.get("SCRATCHRNN_TUNE_BLAS", "1").strip().lower() in ("0", "false", "no")):
+    try:
+        wanted = env_flag("SCRATCHRNN_TUNE_BLAS", True, environ)
+    except ValueError as err:   # at import: a warning, not an error of `import scratchrnn`
+        warnings.warn(f"{err}; OpenBLAS is left as it is", stacklevel=2)
+        wanted = False
+    if "OPENBLAS_CORETYPE" in environ or "numpy" in modules or not wanted:
         return None
     try:
         with open(cpuinfo_path, encoding="utf-8", errors="replace") as f:

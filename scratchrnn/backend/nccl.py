@@ -14,13 +14,14 @@ CuPy's documented API (``NcclCommunicator(ndev, commId, rank)``,
 
 from __future__ import annotations
 
-import os
 from typing import Any
+
+from .env import env_flag
 
 
 def available() -> bool:
     """True when CuPy was built with NCCL, a GPU is visible and ``SCRATCHRNN_NCCL`` != 0."""
-    if os.environ.get("SCRATCHRNN_NCCL", "1") in ("0", "false", "no"):
+    if not env_flag("SCRATCHRNN_NCCL", True):
         return False
     try:
         from cupy.cuda import nccl, runtime

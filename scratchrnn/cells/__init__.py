@@ -35,6 +35,20 @@ def cell_name(name: object, choices: Iterable[str] = tuple(CELLS), what: str = "
     return canonical
 
 
+DISPLAY_NAMES = {"rnn_tanh": "RNN (tanh)", "rnn_relu": "RNN (ReLU)", "gru": "GRU",
+                 "lstm": "LSTM", "lstm_proj": "LSTM (projected)"}
+
+
+def display_name(name: str, article: bool = False) -> str:
+    """How messages and figures write a cell: ``"LSTM"``, ``"RNN (ReLU)"``...; with
+    ``article``, the article that goes with the way the letters are read: ``"an LSTM"``
+    ("el-es-tee-em"), ``"an RNN (tanh)"``, ``"a GRU"``."""
+    shown = DISPLAY_NAMES[cell_name(name)]
+    if not article:
+        return shown
+    return ("an " if shown[0] in "AEFHILMNORSX" else "a ") + shown   # letters read as a vowel
+
+
 def cell_arg(text: str) -> str:
     """``argparse`` ``type=`` for a cell option: an alias becomes its cell's name
     (:func:`cell_name`); other text is returned as it is, for the option's
@@ -47,6 +61,7 @@ def cell_arg(text: str) -> str:
 
 __all__ = [
     "CellParams", "CellSpec", "StepCache", "sigmoid", "CELLS", "ALIASES", "cell_name", "cell_arg",
+    "DISPLAY_NAMES", "display_name",
     "ELMAN_TANH", "ELMAN_RELU", "GRU_CELL", "LSTM_CELL", "LSTM_PROJ_CELL", "elman_spec",
     "rnn_step_forward", "rnn_step_backward", "gru_step_forward", "gru_step_backward",
     "lstm_step_forward", "lstm_step_backward",

@@ -40,7 +40,9 @@ Carry = tuple  # (h,) for Elman and GRU, (h, c) for LSTM -- h (B, P), c (B, H)
 
 @dataclass(slots=True)
 class CellParams:
-    """One direction of one layer, PyTorch's layout (gate blocks stacked on rows).
+    """One direction of one layer, PyTorch's layout (gate blocks stacked on rows):
+    ``w_ih`` (G·H, I), ``w_hh`` (G·H, P), ``b_ih`` and ``b_hh`` (G·H,) or None (no bias),
+    ``w_hr`` (P, H) the LSTM's output projection or None (P = H without one).
 
     Iterating :meth:`named` gives (PyTorch base name, array) for the arrays the
     cell has, so layers, gradients and engines loop over them without naming them.
@@ -135,9 +137,14 @@ def recurrent_projection(h_prev: Array, p: CellParams) -> Array:
 
 @dataclass(slots=True)
 class RecurrenceCache:
-    """What one step's backward needs besides the cell's own cache."""
-    carry_prev: Carry      # the state entering the step
-    cell: Any              # the cell's own cache
+    """What :func:`recurrence_backward` needs of one step: ``carry_prev`` the state
+    entering it, ``(h_prev,)`` (B, P) or ``(h_prev, c_prev)`` ((B, P), (B, H));
+    ``cell`` the cell's own cache (ElmanCache, GRUCache or LSTMCache: its gates, each
+    (B, H)); ``m`` (B, H) the state before the output projection h = m W_hr^T (an LSTM
+    with ``proj_size``), else None."""
+
+    carry_prev: Carry      # the state entering the step: (h_prev,) or (h_prev, c_prev)
+    cell: Any              # the cell's own cache: gates (B, H) each
     m: Array | None        # (B, H) the state before the output projection, if any
 
 
@@ -183,15 +190,83 @@ def _is_zero(v: Any) -> bool:
 # --------------------------------------------------------------------------- #
 @dataclass(slots=True)
 class StepCache:
-    """What :func:`step_backward` needs from :func:`step_forward`."""
+    """What a ``*_step_forward`` keeps for its ``*_step_backward``: ``x`` (B, I) the
+    step's input, ``params`` the :class:`CellParams` it used (W_ih (G·H, I), W_hh
+    (G·H, P), b_ih, b_hh (G·H,), W_hr (P, H) or None), and ``recur`` the
+    :class:`RecurrenceCache`: the state entering the step (``recur.carry_prev``) and
+    the gates (``recur.cell``: ``h`` for Elman; ``r, z, n, hn`` for the GRU;
+    ``i, f, g, o, tanh_c`` for the LSTM, each (B, H))."""
+
     x: Array               # (B, I)
-    params: CellParams
-    recur: RecurrenceCache
+    params: CellParams     # the parameters of the step
+    recur: RecurrenceCache  # state entering the step and the cell's gates
+
+
+def check_step_inputs(cell: CellSpec, x: Any, carry: Carry, p: Any) -> None:
+    """Refuse what a layer would refuse, with the layers' messages: parameters that are
+    not one floating dtype on one backend or do not fit together, and an ``x`` (B, I),
+    ``h_prev`` (B, P), ``c_prev`` (B, H) of another backend, dtype or shape (NaN/Inf
+    too, when ``set_check_finite(True)`` is on)."""
+    from ..nn import checks  # the layers' checks (lazily: scratchrnn.nn imports cells)
+
+    if not isinstance(p, CellParams):
+        raise TypeError(f"params: expected a CellParams, got {type(p).__name__}")
+    if not B.is_array(p.w_ih) or p.w_ih.ndim != 2 or not B.is_floating(p.w_ih):
+        got = f"shape {tuple(p.w_ih.shape)}, dtype {B.dtype_name(p.w_ih)}" \
+            if B.is_array(p.w_ih) else type(p.w_ih).__name__
+        raise TypeError(f"params.w_ih: expected a 2-D floating-point array (G·H, I), got {got}")
+    be, dtype = B.backend_of(p.w_ih), p.w_ih.dtype
+    GH, I = p.w_ih.shape
+    if GH % cell.gates:
+        raise ValueError(f"params.w_ih: expected {cell.gates}·hidden_size rows "
+                         f"({cell.name}), got shape {(GH, I)}")
+    H = GH // cell.gates
+    P = p.w_hr.shape[0] if cell.projection and B.is_array(p.w_hr) else H
+    expected = {"w_hh": ((GH, P), "(G·H, P)"), "b_ih": ((GH,), "(G·H,)"),
+                "b_hh": ((GH,), "(G·H,)"), "w_hr": ((P, H), "(P, H)")}
+    for field, (shape, meaning) in expected.items():
+        value = getattr(p, field)
+        if value is None and (field.startswith("b_") or not cell.projection):
+            continue           # no bias; no projection
+        if value is None or field == "w_hr" and not cell.projection:
+            raise ValueError(f"params.{field}: expected "
+                             f"{'an array' if value is None else 'None'} for {cell.name}, "
+                             f"got {'None' if value is None else 'an array'}")
+        checks.check_array(f"params.{field}", value, be)
+        checks.check_float(f"params.{field}", value, dtype)
+        checks.check_shape(f"params.{field}", value, shape, meaning)
+    checks.check_array("x", x, be)
+    checks.check_float("x", x, dtype)
+    checks.check_shape("x", x, (None, I), "(batch, input_size)")
+    checks.check_finite("x", x)
+    for name, c, size, meaning in zip(cell.state, carry, (P, H),
+                                      ("(batch, P)" if cell.projection else "(batch, H)",
+                                       "(batch, H)")):
+        checks.check_array(f"{name}_prev", c, be)
+        checks.check_float(f"{name}_prev", c, dtype)
+        checks.check_shape(f"{name}_prev", c, (x.shape[0], size), meaning)
+        checks.check_finite(f"{name}_prev", c)
+
+
+def check_step_grads(cell: CellSpec, dcarry: Carry, cache: Any) -> None:
+    """``dh`` (B, P) [, ``dc`` (B, H)] must match the forward step's backend, dtype and
+    shapes (the layers' upstream-gradient check), and ``cache`` be a step's cache."""
+    from ..nn import checks  # the layers' checks (lazily: scratchrnn.nn imports cells)
+
+    if not isinstance(cache, StepCache):
+        raise TypeError(f"cache: expected the StepCache of a *_step_forward, got "
+                        f"{type(cache).__name__}")
+    carry_prev = cache.recur.carry_prev
+    be = B.backend_of(cache.x)
+    for name, g, c in zip(cell.state, dcarry, carry_prev):
+        checks.check_grad_input(f"d{name}", g, c.shape, c.dtype, be,
+                                f"(batch, {'P' if name == 'h' and cell.projection else 'H'})")
 
 
 def step_forward(cell: CellSpec, x: Array, carry: Carry, p: CellParams
                  ) -> tuple[Carry, StepCache]:
-    """xw = x W_ih^T + b_ih, then the cell's recurrence."""
+    """xw = x W_ih^T + b_ih, then the cell's recurrence (inputs checked first)."""
+    check_step_inputs(cell, x, carry, p)
     xw = x @ p.w_ih.T
     if p.b_ih is not None:
         xw = xw + p.b_ih                                               # (B, G·H)
@@ -202,6 +277,7 @@ def step_forward(cell: CellSpec, x: Array, carry: Carry, p: CellParams
 def step_backward(cell: CellSpec, dcarry: Carry, cache: StepCache
                   ) -> tuple[Array, Carry, CellParams]:
     """Returns ``dx`` (B, I), ``dcarry_prev`` and the parameter gradients."""
+    check_step_grads(cell, dcarry, cache)
     xp = B.namespace(cache.x)
     p, rc = cache.params, cache.recur
     da_x, da_h, dcarry_prev = recurrence_backward(cell, dcarry, rc, p)

@@ -24,7 +24,8 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class ElmanCache:
-    """What the Elman backward needs from its forward: h, for the derivative."""
+    """The Elman step's gate: ``h`` (B, H), φ's output (φ' is read off it)."""
+
     h: Array  # (B, H) φ's output, reused for φ'
 
 

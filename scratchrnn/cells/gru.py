@@ -30,7 +30,9 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class GRUCache:
-    """What the GRU backward needs from its forward: the gates and hn."""
+    """The GRU step's gates, each (B, H): ``r`` reset, ``z`` update, ``n`` candidate,
+    ``hn`` = h_{t-1} W_hn^T + b_hn (before the reset gate scales it)."""
+
     r: Array       # (B, H) reset gate
     z: Array       # (B, H) update gate
     n: Array       # (B, H) candidate

@@ -29,7 +29,9 @@ from .base import step_forward as _step_forward
 
 @dataclass(slots=True)
 class LSTMCache:
-    """What the LSTM backward needs from its forward: the gates and tanh(c_t)."""
+    """The LSTM step's gates, each (B, H): ``i`` input, ``f`` forget, ``g`` cell
+    candidate, ``o`` output, and ``tanh_c`` = tanh(c_t) (reused for tanh')."""
+
     i: Array       # (B, H) input gate
     f: Array       # (B, H) forget gate
     g: Array       # (B, H) cell candidate
@@ -81,6 +83,7 @@ def lstm_step_forward(x: Array, h_prev: Array, c_prev: Array, params: CellParams
 def lstm_step_backward(dh: Array, dc: Array, cache: StepCache
                        ) -> tuple[Array, Array, Array, CellParams]:
     """Backward of :func:`lstm_step_forward`: ``dx, dh_prev, dc_prev, grads``."""
-    cell = LSTM_CELL if cache.params.w_hr is None else LSTM_PROJ_CELL
+    projected = isinstance(cache, StepCache) and cache.params.w_hr is not None
+    cell = LSTM_PROJ_CELL if projected else LSTM_CELL       # (a bad cache: refused there)
     dx, (dh_prev, dc_prev), grads = _step_backward(cell, (dh, dc), cache)
     return dx, dh_prev, dc_prev, grads

@@ -43,6 +43,12 @@ def data_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def _data_var() -> str:
+    """What ``SCRATCHRNN_DATA`` holds, for a message about a file not found there."""
+    root = data_dir()
+    return "SCRATCHRNN_DATA is not set" if root is None else f"SCRATCHRNN_DATA is {root}"
+
+
 def cache_dir() -> Path:
     """Where downloads are kept: ``$SCRATCHRNN_CACHE``, else ``~/.cache/scratchrnn``."""
     value = os.environ.get("SCRATCHRNN_CACHE")
@@ -101,7 +107,7 @@ def load_tinyshakespeare(path: str | os.PathLike | None = None, download_ok: boo
     if found is None and cached.is_file():
         found = cached
     if found is None:
-        how = (f"put input.txt in $SCRATCHRNN_DATA/{rel} (set SCRATCHRNN_DATA to a folder), "
+        how = (f"put input.txt in $SCRATCHRNN_DATA/{rel} ({_data_var()}), "
                f"pass its path, or download it from {url} (sha256 {TINYSHAKESPEARE_SHA256})")
         if not download_ok:
             raise FileNotFoundError(f"tinyshakespeare: not found; {how}")
@@ -123,7 +129,8 @@ def load_names(path: str | os.PathLike | None = None) -> dict[str, list[str]]:
     if folder is None or not folder.is_dir() or not any(folder.glob("*.txt")):
         raise FileNotFoundError(
             f"names: expected a folder of <Language>.txt files at "
-            f"{folder or '$SCRATCHRNN_DATA/names'}; set SCRATCHRNN_DATA or pass its path "
+            f"{folder or '$SCRATCHRNN_DATA/names'} ({_data_var()}); set SCRATCHRNN_DATA or "
+            f"pass its path "
             f"(the data of PyTorch's char-RNN classification tutorial)")
     out = {}
     for f in sorted(folder.glob("*.txt")):
@@ -139,7 +146,7 @@ def load_ag_news(path: str | os.PathLike | None = None) -> list[tuple[int, str]]
     found = _find(rel, path, "ag_news")
     if found is None:
         raise FileNotFoundError(f"ag_news: not found; put test.csv in $SCRATCHRNN_DATA/{rel} "
-                                f"or pass its path")
+                                f"({_data_var()}) or pass its path")
     rows = []
     with open(found, newline="", encoding="utf-8") as f:
         for i, row in enumerate(csv.reader(f)):

@@ -29,6 +29,7 @@ from typing import Any
 
 from .. import backend as B
 from ..backend import Array
+from ..backend.env import env_flag
 from .base import Engine
 from .checkpointed import Checkpointed, segment_length
 from .reference import ReferenceEngine
@@ -44,7 +45,7 @@ def default_engine() -> str:
     The older ``SCRATCHRNN_FAST=0`` still means ``reference`` when that is unset.
     """
     name = os.environ.get("SCRATCHRNN_ENGINE", "").strip().lower()
-    if not name and os.environ.get("SCRATCHRNN_FAST", "").strip().lower() in ("0", "false", "no"):
+    if not name and not env_flag("SCRATCHRNN_FAST", True):
         name = "reference"
     return check_engine_name(name or "auto", "SCRATCHRNN_ENGINE")
 

@@ -59,6 +59,11 @@ class RNNBase(Module):
         if proj_size >= hidden_size:
             raise ValueError(f"proj_size: expected less than hidden_size ({hidden_size}), "
                              f"got {proj_size}")
+        for name, value in (("bias", bias), ("batch_first", batch_first),
+                            ("bidirectional", bidirectional), ("allow_tf32", allow_tf32)):
+            if not (isinstance(value, bool) or (name == "allow_tf32" and value is None)):
+                expected = "True, False or None" if name == "allow_tf32" else "True or False"
+                raise TypeError(f"{name}: expected {expected}, got {value!r}")
         if not (isinstance(dropout, (int, float)) and 0.0 <= dropout < 1.0):
             raise ValueError(f"dropout: expected a float in [0, 1), got {dropout!r}")
         self.cell = cell

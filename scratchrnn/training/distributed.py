@@ -308,9 +308,11 @@ def world(kind: str | None = None) -> Communicator:
     (the default, also from ``SCRATCHRNN_DISTRIBUTED``): MPI when a launcher started
     more than one process, else :class:`SingleProcess`."""
     global _world
-    kind = (kind or os.environ.get("SCRATCHRNN_DISTRIBUTED") or "auto").lower()
+    what = "kind" if kind else "SCRATCHRNN_DISTRIBUTED"
+    given = kind or os.environ.get("SCRATCHRNN_DISTRIBUTED") or "auto"
+    kind = given.strip().lower() if isinstance(given, str) else given
     if kind not in KINDS:
-        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+        raise ValueError(f"{what}: expected one of {KINDS}, got {given!r}")
     if kind == "single":
         return SingleProcess()
     if _world is None:

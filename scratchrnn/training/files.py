@@ -82,16 +82,26 @@ def clean_stale_temps(folder: str | os.PathLike, names: Iterator[str] | None = N
     return gone
 
 
-def check_writable_folder(folder: str | os.PathLike, what: str = "--out") -> Path:
-    """Create ``folder`` if needed and prove a file can be written in it, or raise
-    a ``ValueError`` naming ``what`` (called before any training)."""
+def check_writable_folder(folder: str | os.PathLike, what: str = "--out",
+                          create: bool = True) -> Path:
+    """Prove a file can be written in ``folder``, or raise a ``ValueError`` naming
+    ``what`` (called before any training). ``create``: make the folder now; else a
+    missing folder is left missing, and the nearest existing folder above it must be
+    writable (so that creating it later, when the run starts, will work)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"{what}: {folder} exists and is not a folder")
+    probe = folder
+    if not create:
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise ValueError(f"{what}: {probe} exists and is not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if create:
+            folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".write-test.{os.getpid()}.", suffix=".tmp",
-                                   dir=folder)
+                                   dir=probe)
         os.close(fd)
         os.unlink(tmp)
     except OSError as err:

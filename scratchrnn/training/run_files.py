@@ -6,7 +6,8 @@
 ``metrics.csv``     one row per step, appended and flushed as the run goes:
                     ``step, elapsed_s, train_loss, lr, grad_norm,
                     tokens_per_s, val_loss, val_accuracy`` (the last two
-                    empty where the step was not validated)
+                    empty where the step was not validated; the accuracy
+                    of a language model is next-token accuracy)
 ``history.json``    the whole :class:`History`, rewritten at each evaluation
 ``loss.png``        the loss curve, redrawn at each evaluation
 ==================  ===========================================================

@@ -140,23 +140,27 @@ class LanguageModelTask(Task):
         return StepResult(B.to_scalar(loss), int(w.y.shape[0] * w.y.shape[1]))
 
     def evaluate(self, model: Module) -> dict[str, float]:
-        """Mean cross-entropy per token over the validation stream (state carried)."""
+        """Mean cross-entropy per token over the validation stream (state carried), and
+        the next-token accuracy: the share of tokens that are the logits' argmax."""
         if self.val is None:
             return {}
         was_training = model.training
         model.eval()
-        total, count, state = 0.0, 0, None
+        total, correct, count, state = 0.0, 0, 0, None
         n = len(self.val) if self.max_val_windows is None else \
             min(len(self.val), self.max_val_windows)
         for i in range(n):
             w = self.val.window(i)
-            logits, state = model(w.x, state)
+            logits, state = model(w.x, state)                         # (L, B, V)
+            xp = B.namespace(logits)
             k = int(w.y.shape[0] * w.y.shape[1])
             total += B.to_scalar(self.loss(logits, w.y)) * k
+            hits = xp.argmax(logits, axis=-1) == w.y                   # (L, B)
+            correct += int(B.to_scalar(xp.sum(xp.astype(hits, xp.int64))))
             count += k
         model.train(was_training)
-        total, count = self.comm.sum_floats([total, count])     # over every rank's streams
-        return {"val_loss": total / count}
+        total, correct, count = self.comm.sum_floats([total, correct, count])   # every rank's
+        return {"val_loss": total / count, "val_accuracy": correct / count}
 
     def state_arrays(self) -> dict[str, Array]:
         """The carried state of all B streams (every rank's, joined: a collective)."""

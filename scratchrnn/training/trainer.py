@@ -13,8 +13,9 @@ One step::
     stop if a weight became NaN/Inf
 
 Every ``eval_every`` steps the task evaluates (validation loss, accuracy for
-classifiers); every ``save_every`` steps a checkpoint is written. The run ends
-at ``max_steps``, after ``epochs`` passes or after ``max_seconds``.
+classifiers, next-token accuracy for language models); every ``save_every``
+steps a checkpoint is written. The run ends at ``max_steps``, after
+``epochs`` passes or after ``max_seconds``.
 
 A non-finite or exploding loss, a non-finite gradient norm or non-finite
 weights stop the run, raising :class:`TrainingDiverged`; a checkpoint is
