@@ -7,6 +7,7 @@ a resumed run gets the same rates as an uninterrupted one.
     Constant      η_t = η
     StepDecay     η_t = η · γ^⌊t / step_size⌋
     Cosine        η_t = η_min + (η - η_min) · (1 + cos(π · min(t, T) / T)) / 2
+    BudgetCosine  the same with t / T replaced by s_t / S: seconds trained over the budget
     LinearWarmup  η_t = inner(t) · min(1, (t + 1) / W)
     Plateau       η_t = max(η_min, η · γ^k_t), k_t = cuts at evaluations before step t
 
@@ -18,6 +19,7 @@ history it loaded, so it too gets the same rates as an uninterrupted run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -68,6 +70,38 @@ class Cosine(Schedule):
     def __call__(self, step: int) -> float:
         frac = min(step, self.total_steps) / self.total_steps
         return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+@dataclass
+class BudgetCosine(Schedule):
+    """Cosine over a time budget: the rate reaches ``min_lr`` when the budget is spent.
+
+    η_t = η_min + (η − η_min) · (1 + cos(π · min(1, s_t / S))) / 2, with s_t the
+    seconds trained before step t (``clock()``) and S the budget. At a steady pace
+    s_t / S = t / N̂ with N̂ = t · S / s_t, the number of steps the budget will hold
+    at the speed measured so far: this is :class:`Cosine` over that estimate,
+    renewed at every step, so a machine that slows down or speeds up mid-run still
+    ends the anneal when the time ends. ``clock`` is the trainer's
+    ``run_seconds`` (which counts resumed sessions too); tests pass their own.
+    """
+
+    lr: float                              # η at the start
+    seconds: float                         # S: the time budget
+    min_lr: float = 0.0                    # η_min, reached at the end of the budget
+    clock: Callable[[], float] | None = None   # seconds trained so far; None: not started
+
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        _positive("seconds", self.seconds)
+
+    def progress(self) -> float:
+        """s_t / S, clamped to [0, 1]."""
+        spent = 0.0 if self.clock is None else float(self.clock())
+        return min(max(spent / self.seconds, 0.0), 1.0)
+
+    def __call__(self, step: int) -> float:
+        p = self.progress()
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
 @dataclass(frozen=True)
@@ -124,16 +158,25 @@ class Plateau(Schedule):
         return max(self.min_lr, self.lr * self.factor ** k)
 
 
-def make_schedule(name: str, lr: float, total_steps: int, warmup_steps: int = 0,
+def make_schedule(name: str, lr: float, total_steps: int | None, warmup_steps: int = 0,
                   min_lr: float = 0.0, step_size: int | None = None,
-                  gamma: float = 0.1) -> Schedule:
-    """'constant' | 'cosine' | 'step', optionally with linear warm-up."""
+                  gamma: float = 0.1, seconds: float | None = None,
+                  clock: Callable[[], float] | None = None) -> Schedule:
+    """'constant' | 'cosine' | 'step' | 'plateau', optionally with linear warm-up.
+
+    'cosine' anneals over ``total_steps``, or, when that is None, over ``seconds``
+    of training as read from ``clock`` (:class:`BudgetCosine`).
+    """
     if name == "constant":
         inner: Schedule = Constant(lr)
+    elif name == "cosine" and total_steps is None:
+        if seconds is None:
+            raise ValueError("schedule 'cosine': needs total_steps or seconds (a known length)")
+        inner = BudgetCosine(lr, seconds, min_lr, clock)
     elif name == "cosine":
         inner = Cosine(lr, max(1, total_steps), min_lr)
     elif name == "step":
-        inner = StepDecay(lr, step_size or max(1, total_steps // 3), gamma)
+        inner = StepDecay(lr, step_size or max(1, (total_steps or 3) // 3), gamma)
     elif name == "plateau":     # floored at η/8: three cuts at most, never a stalled run
         inner = Plateau(lr, min_lr=min_lr or lr / 8)
     else:
