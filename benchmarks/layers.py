@@ -41,6 +41,7 @@ SHAPES = {  # name: (T, B, I, H)
 }
 GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}   # scratchrnn.cells names
 IMPLS = ("ours", "portable", "torch", "naive", "ceiling")
+# also: "ours_openblas", the numba engine with NumPy's BLAS even where MKL is installed
 LONG_IMPLS = ("ours", "ours_ckpt", "portable", "portable_ckpt")
 
 
@@ -165,6 +166,8 @@ def run_one(impl: str, cell: str, shape: str, args: argparse.Namespace) -> dict:
            "--dtype", args.dtype, "--threads", str(args.threads), "--backend", args.backend,
            "--repeats", str(args.repeats)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if impl == "ours_openblas":
+        env["SCRATCHRNN_MKL"] = "0"
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           cwd=os.path.dirname(os.path.abspath(__file__)))
     if proc.returncode != 0:
@@ -239,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cells = [cell_name(c, GATES, "--cells") for c in cells]       # 'rnn' -> 'rnn_tanh'
     impls = args.impls.split(",")
+    print(f"load average before: {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for shape in shapes:
         for cell in cells:
@@ -310,6 +314,26 @@ def main(argv: list[str] | None = None) -> None:
                 f"{fmt(med_ms('portable', cell, shape))} | {fmt(torch_ms)} | {fmt(naive_ms)} | "
                 f"{fmt(vs_t, '.2f')}x | {fmt(vs_n, '.2f')}x | {peak} | {cached} |")
     print("\n".join(lines))
+    # the ratio of each round (both in fresh processes, side by side): median [range]
+    ours_impls = [i for i in impls if i.startswith("ours") or i == "portable"]
+    if "torch" in impls and ours_impls:
+        ratio_lines = ["", "torch / ours per round, median [min-max]:", "",
+                       "| cell | shape | " + " | ".join(ours_impls) + " |",
+                       "|---|---|" + "---|" * len(ours_impls)]
+        for shape in shapes:
+            for cell in cells:
+                cols = []
+                for impl in ours_impls:
+                    pairs = list(zip(runs.get(("torch", cell, shape), []),
+                                     runs.get((impl, cell, shape), [])))
+                    r = sorted(statistics.median(t["times"]) / statistics.median(o["times"])
+                               for t, o in pairs)
+                    cols.append(f"{statistics.median(r):.2f}x [{r[0]:.2f}-{r[-1]:.2f}]"
+                                if r else "-")
+                ratio_lines.append(f"| {cell} | {shape} | " + " | ".join(cols) + " |")
+        lines += ratio_lines
+        print("\n".join(ratio_lines))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("\nceiling GFLOP/s: " + ", ".join(
         f"{c}/{s} {fmt(field('ceiling', c, s, 'gflops'), '.0f')}" for s in shapes for c in cells))
     print(blas_line + "\nmachine: " + json.dumps(machine_info()))

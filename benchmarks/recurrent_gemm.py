@@ -31,6 +31,28 @@ import time
 SHAPES = {"small": (50, 32, 128, 4), "mid": (100, 64, 256, 4), "large": (50, 128, 512, 4)}
 
 
+def make_loop(name: str, lib, a, c, w, w_t, fwd: bool, T: int):
+    """T products ``c = a @ op(W)`` by candidate ``name`` (W packed first where it can be)."""
+    import numpy as np
+
+    M, N, K = c.shape[0], c.shape[1], a.shape[1]
+    if name == "numpy":
+        rhs = w_t if fwd else w
+        return lambda: [np.matmul(a, rhs, out=c) for _ in range(T)]
+    if name == "openblas-new":
+        f = lib.scipy_cblas_sgemm
+        args = (101, 111, 112 if fwd else 111, M, N, K, 1.0, a.ctypes.data, K, w.ctypes.data,
+                w.shape[1], 0.0, c.ctypes.data, N)
+        return lambda: [f(*args) for _ in range(T)]
+    if name == "blis":
+        rhs = w_t if fwd else w
+        return lambda: [lib.gemm(a, rhs, out=c) for _ in range(T)]
+    if name == "mkl":
+        return lambda: [lib.gemm(c, a, w, trans_b=fwd) for _ in range(T)]
+    packed = lib.pack_b(w, trans=fwd, m=M)                       # mkl-packed: once
+    return lambda: [lib.gemm_packed(c, a, packed) for _ in range(T)]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
@@ -43,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     os.environ["MKL_NUM_THREADS"] = str(args.threads)
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-    from scratchrnn.backend import mkl_blas
-
     import numpy as np
+
+    from scratchrnn.backend import mkl_blas
 
     candidates = {"numpy": None}
     try:
@@ -77,8 +99,8 @@ def main(argv: list[str] | None = None) -> None:
 
     now = time.process_time if args.clock == "cpu" else time.perf_counter
     rng = np.random.default_rng(0)
-    print(f"threads {args.threads}, {args.clock} clock; µs per product (median of {args.repeats} loops of T) "
-          "and GFLOP/s")
+    print(f"threads {args.threads}, {args.clock} clock; µs per product (median of "
+          f"{args.repeats} loops of T) and GFLOP/s")
     print("| shape | direction | " + " | ".join(candidates) + " |")
     for shape, (T, B, H, G) in SHAPES.items():
         G = args.gates or G
@@ -92,33 +114,7 @@ def main(argv: list[str] | None = None) -> None:
             flops = 2.0 * M * N * K
             row = []
             for name, lib in candidates.items():
-                if name == "numpy":
-                    rhs = w_t if fwd else w
-                    def loop(rhs=rhs):
-                        for _ in range(T):
-                            np.matmul(a, rhs, out=c)
-                elif name == "openblas-new":
-                    f = lib.scipy_cblas_sgemm
-                    args_ = (101, 111, 112 if fwd else 111, M, N, K, 1.0,
-                             a.ctypes.data, K, w.ctypes.data, H if fwd else H,
-                             0.0, c.ctypes.data, N)
-                    def loop(f=f, args_=args_):
-                        for _ in range(T):
-                            f(*args_)
-                elif name == "blis":
-                    rhs = w_t if fwd else w
-                    def loop(lib=lib, rhs=rhs):
-                        for _ in range(T):
-                            lib.gemm(a, rhs, out=c)
-                elif name == "mkl":
-                    def loop(lib=lib, fwd=fwd):
-                        for _ in range(T):
-                            lib.gemm(c, a, w, trans_b=fwd)
-                else:
-                    packed = lib.pack_b(w, trans=fwd, m=M)
-                    def loop(lib=lib, packed=packed):
-                        for _ in range(T):
-                            lib.gemm_packed(c, a, packed)
+                loop = make_loop(name, lib, a, c, w, w_t, fwd, T)
                 loop()
                 times = []
                 for _ in range(args.repeats):

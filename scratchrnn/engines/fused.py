@@ -48,9 +48,14 @@ class NumbaTarget:
 
     @staticmethod
     def available() -> bool:
+        """numba imports here (installed is not enough: a numba built for another NumPy
+        fails at import, and then the reference engine runs)."""
         try:
-            return importlib.util.find_spec("numba") is not None
-        except (ImportError, ValueError):  # e.g. sys.modules["numba"] = None
+            if importlib.util.find_spec("numba") is None:
+                return False
+            import numba  # noqa: F401
+            return True
+        except Exception:  # ImportError, or sys.modules["numba"] = None (ValueError)
             return False
 
     @staticmethod
