@@ -9,7 +9,9 @@ copy is a large part of the call. MKL can pack a matrix once
 ``mkl`` wheel is installed (``pip install scratchrnn[mkl]``).
 
 Nothing here is needed: :func:`load` returns None when the library cannot be
-found or loaded, and the callers then use NumPy's own BLAS.
+found or loaded, and the callers then use NumPy's own BLAS. MKL takes NumPy's
+BLAS thread count when it loads, and :func:`~scratchrnn.backend.set_blas_threads`
+(the thread policy) sets both.
 ``SCRATCHRNN_MKL=0`` turns MKL off. Row-major everywhere (CBLAS).
 """
 
@@ -137,7 +139,16 @@ def load() -> MKL | None:
             except (OSError, AttributeError) as err:
                 why = f"{path}: {err}"
     _state["mkl"], _state["why"] = mkl, why
+    if mkl is not None:                 # as many threads as NumPy's BLAS has now
+        from .blas_threads import get_blas_threads
+
+        mkl.set_threads(get_blas_threads() or mkl.get_threads())
     return mkl
+
+
+def loaded() -> MKL | None:
+    """MKL if :func:`load` has loaded it, else None (never loads it)."""
+    return _state.get("mkl")
 
 
 def _has_gomp() -> bool:
