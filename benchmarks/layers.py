@@ -16,6 +16,7 @@ of forward + backward, 3·2·T·B·(I+H)·G·H; the ceiling is the float32 produ
 
     python benchmarks/layers.py [--shapes small,mid] [--cells lstm] [--rounds 3]
                                 [--threads 2] [--dtype float32] [--backend numpy|cupy]
+                                [--clock cpu --threads 1]  # CPU time: for a busy machine
 """
 
 from __future__ import annotations
@@ -59,16 +60,23 @@ def _sync(backend: str) -> None:
         cupy.cuda.Device().synchronize()
 
 
+def _now() -> float:
+    """The benchmark's clock: wall time, or this process's CPU time (``--clock cpu``)."""
+    if os.environ.get("SCRATCHRNN_BENCH_CLOCK") == "cpu":
+        return time.process_time()
+    return time.perf_counter()
+
+
 def _time(fn, repeats: int, backend: str, warmup: int = 2) -> list[float]:
     for _ in range(warmup):
         fn()
     _sync(backend)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = _now()
         fn()
         _sync(backend)
-        times.append(time.perf_counter() - t0)
+        times.append(_now() - t0)
     return times
 
 
@@ -168,6 +176,7 @@ def run_one(impl: str, cell: str, shape: str, args: argparse.Namespace) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
     if impl == "ours_openblas":
         env["SCRATCHRNN_MKL"] = "0"
+    env["SCRATCHRNN_BENCH_CLOCK"] = args.clock
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           cwd=os.path.dirname(os.path.abspath(__file__)))
     if proc.returncode != 0:
@@ -218,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: process CPU time, steadier on a shared machine (with --threads 1)")
     ap.add_argument("--long", action="store_true",
                     help="T=2000: checkpointed BPTT (k = √T) vs the normal path")
     ap.add_argument("--json", default=None, help="also write raw results here")
@@ -289,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         print(blas_line + "\nmachine: " + json.dumps(machine_info()))
         return
 
-    lines = [f"backend {args.backend}, {args.dtype}, threads {args.threads}, "
+    lines = [f"backend {args.backend}, {args.dtype}, threads {args.threads}, {args.clock} clock, "
              f"{args.rounds} fresh processes x {args.repeats} steps per implementation", "",
              "| cell | shape | ours ms | GFLOP/s | of ceiling | portable ms | torch ms | naive ms "
              "| vs torch | vs naive | peak MB ours / naive | cached KB/step ours / naive |",

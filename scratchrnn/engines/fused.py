@@ -23,7 +23,10 @@ What the driver does, for any cell (:func:`forward_ops`, :func:`backward_ops`):
   of ones after the loop.
 
 The operations go through an executor (``ex.gemm``, ``ex.launch``): the
-eager one runs each at once; the CUDA-graph engine's records them.
+eager one runs each at once; the CUDA-graph engine's records them. On NumPy
+arrays with the ``mkl`` wheel installed, :class:`MklEager` does the products
+with MKL and packs W_hh once per call for the T per-step products (the
+driver marks them ``reused``); without it NumPy's BLAS does them all.
 """
 
 from __future__ import annotations
