@@ -151,6 +151,8 @@ class MklEager(Eager):
     never outlives the weights it was packed from.
     """
 
+    SMALL = 1 << 20    # M·N·K below this: NumPy's call costs less than the ctypes one
+
     def __init__(self, mkl: Any) -> None:
         super().__init__(np)
         self.mkl = mkl
@@ -158,7 +160,9 @@ class MklEager(Eager):
 
     def gemm(self, c: Any, a: Any, b: Any, trans_a: bool = False, trans_b: bool = False,
              reused: bool = False) -> None:
-        if not (c.flags.c_contiguous and a.flags.c_contiguous and b.flags.c_contiguous
+        K = a.shape[0] if trans_a else a.shape[1]
+        if c.size * K < self.SMALL or not (
+                c.flags.c_contiguous and a.flags.c_contiguous and b.flags.c_contiguous
                 and c.dtype == a.dtype == b.dtype):
             return super().gemm(c, a, b, trans_a, trans_b)
         if reused and not trans_a:
