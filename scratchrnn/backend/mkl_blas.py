@@ -21,6 +21,7 @@ import ctypes
 import glob
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,7 @@ import numpy as np
 
 _ROW_MAJOR, _NO_TRANS, _TRANS, _PACKED = 101, 111, 112, 151
 _B_MATRIX = 162
-_SEQUENTIAL, _INTEL, _GNU = 1, 0, 3            # MKL_THREADING_* for MKL_Set_Threading_Layer
+_SEQUENTIAL, _GNU = 1, 3            # MKL_THREADING_* for MKL_Set_Threading_Layer
 _c_size_t, _c_int, _c_float, _c_double, _p = (ctypes.c_size_t, ctypes.c_int, ctypes.c_float,
                                               ctypes.c_double, ctypes.c_void_p)
 
@@ -37,7 +38,8 @@ _c_size_t, _c_int, _c_float, _c_double, _p = (ctypes.c_size_t, ctypes.c_int, cty
 class Packed:
     """A weight matrix packed once by MKL as the right operand ``op(W)`` (K, N)."""
 
-    buffer: Any        # MKL's packed copy (bytes owned by this object)
+    buffer: Any        # bytes holding MKL's packed copy (owned by this object)
+    address: int       # where the packed copy starts in it (64-byte aligned)
     dtype: Any         # float32 or float64
     K: int             # rows of op(W)
     N: int             # columns of op(W)
@@ -50,7 +52,6 @@ class MKL:
     def __init__(self, lib: ctypes.CDLL, path: str) -> None:
         self.lib, self.path = lib, path
         self._gemm = {np.dtype(np.float32): lib.cblas_sgemm, np.dtype(np.float64): lib.cblas_dgemm}
-        self._scalar = {np.dtype(np.float32): _c_float, np.dtype(np.float64): _c_double}
         for f, scalar in ((lib.cblas_sgemm, _c_float), (lib.cblas_dgemm, _c_double)):
             f.restype = None
             f.argtypes = [_c_int, _c_int, _c_int, _c_int, _c_int, _c_int, scalar, _p, _c_int,
@@ -94,16 +95,17 @@ class MKL:
         K, N = (w.shape[1], w.shape[0]) if trans else w.shape
         dt = w.dtype
         size = int(self._size[dt](_B_MATRIX, m, N, K))
-        buffer = np.empty(max(size, 1) // 8 + 8, dtype=np.float64)    # 64-byte aligned by numpy
+        buffer = np.empty(size + 64, dtype=np.uint8)
+        address = buffer.ctypes.data + (-buffer.ctypes.data) % 64      # 64-byte aligned
         self._pack[dt](_ROW_MAJOR, _B_MATRIX, _TRANS if trans else _NO_TRANS, m, N, K, 1.0,
-                       w.ctypes.data, w.shape[1], buffer.ctypes.data)
-        return Packed(buffer, dt, K, N, w)
+                       w.ctypes.data, w.shape[1], address)
+        return Packed(buffer, address, dt, K, N, w)
 
     def gemm_packed(self, c: np.ndarray, a: np.ndarray, b: Packed) -> None:
         """c = a @ op(W) with op(W) packed by :meth:`pack_b`; a (M, K), c (M, N) contiguous."""
         M, N = c.shape
         self._compute[c.dtype](_ROW_MAJOR, _NO_TRANS, _PACKED, M, N, b.K, a.ctypes.data,
-                               a.shape[1], b.buffer.ctypes.data, N, 0.0, c.ctypes.data, N)
+                               a.shape[1], b.address, N, 0.0, c.ctypes.data, N)
 
 
 _state: dict[str, Any] = {}
@@ -119,8 +121,12 @@ def _candidates() -> list[str]:
     return found
 
 
-def load() -> MKL | None:
-    """MKL, loaded once per process; None when absent, refused or turned off."""
+def load(threads: Callable[[], int | None] | None = None) -> MKL | None:
+    """MKL, loaded once per process; None when absent, refused or turned off.
+
+    ``threads`` (at the first load): the thread count to start with, e.g. NumPy's
+    BLAS's (:func:`~scratchrnn.backend.get_blas_threads`); None keeps MKL's own.
+    """
     if "mkl" in _state:
         return _state["mkl"]
     mkl, why = None, "not installed (pip install scratchrnn[mkl])"
@@ -139,10 +145,8 @@ def load() -> MKL | None:
             except (OSError, AttributeError) as err:
                 why = f"{path}: {err}"
     _state["mkl"], _state["why"] = mkl, why
-    if mkl is not None:                 # as many threads as NumPy's BLAS has now
-        from .blas_threads import get_blas_threads
-
-        mkl.set_threads(get_blas_threads() or mkl.get_threads())
+    if mkl is not None and threads is not None:
+        mkl.set_threads(threads() or mkl.get_threads())
     return mkl
 
 
@@ -153,7 +157,7 @@ def loaded() -> MKL | None:
 
 def _has_gomp() -> bool:
     try:
-        ctypes.CDLL("libgomp.so.1")
+        ctypes.CDLL("libgomp.so.1", mode=ctypes.RTLD_GLOBAL)   # MKL's GNU layer links to it
         return True
     except OSError:
         return False

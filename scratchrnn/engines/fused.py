@@ -68,9 +68,9 @@ class NumbaTarget:
     @staticmethod
     def mkl() -> Any:
         """MKL (``[mkl]`` extra), or None: then NumPy's own BLAS does the products."""
-        from ..backend import mkl_blas
+        from ..backend import get_blas_threads, mkl_blas
 
-        return mkl_blas.load()
+        return mkl_blas.load(threads=get_blas_threads)      # as many threads as NumPy's BLAS
 
     @staticmethod
     def kernels(cell: CellSpec) -> Any:
