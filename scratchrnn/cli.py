@@ -150,7 +150,7 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
                    default="adam", help="optimizer")
     t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
                    default=None, help="learning-rate schedule; cosine anneals over --steps, "
-                   "or over --minutes of training; step needs --steps; plateau halves the "
+                   "or over the last 60%% of --minutes; step needs --steps; plateau halves the "
                    "rate after 4 evaluations without a better validation loss (default: "
                    "constant, or cosine when the budget covers more than 12 passes over the "
                    "text)")
@@ -354,7 +354,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     from .models import LanguageModel
     from .training import distributed, make_optimizer, make_schedule
     from .training.checkpoint import load_checkpoint
-    from .training.defaults import COSINE_FLOOR
+    from .training.defaults import COSINE_FLOOR, COSINE_HOLD
     from .training.files import check_writable_folder, clean_stale_temps
     from .training.run_files import NAMES
     from .training.sampling import sample
@@ -431,7 +431,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     # cosine under --minutes: over the time budget, as the ranks agree it is spent
     schedule = make_schedule(
         args.schedule, lr, steps, args.warmup, seconds=None if minutes is None else minutes * 60,
-        min_lr=lr * COSINE_FLOOR if steps is None else 0.0,
+        min_lr=lr * COSINE_FLOOR if steps is None else 0.0, hold=COSINE_HOLD,
         clock=lambda: comm.sum_floats([trainer.run_seconds()])[0] / comm.size)
     cell = model.config["cell"].upper()
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,

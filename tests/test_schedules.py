@@ -173,3 +173,16 @@ def test_make_schedule_cosine_over_a_time_budget():
     assert isinstance(make_schedule("cosine", 1.0, 100, seconds=60.0), Cosine)  # steps win
     with pytest.raises(ValueError, match="total_steps or seconds"):
         make_schedule("cosine", 1.0, None)
+
+
+def test_budget_cosine_holds_the_full_rate_first():
+    """hold 0.4: the full rate for 40 % of the time, then the cosine over the other 60 %."""
+    clock = FakeClock()
+    s = BudgetCosine(1.0, 100.0, 0.1, clock, hold=0.4)
+    for now, want in ((0.0, 1.0), (39.0, 1.0), (40.0, 1.0), (70.0, 0.55), (100.0, 0.1),
+                      (130.0, 0.1)):
+        clock.now = now
+        assert s(0) == pytest.approx(want), now
+    with pytest.raises(ValueError, match="hold"):
+        BudgetCosine(1.0, 100.0, hold=1.0)
+    assert make_schedule("cosine", 1.0, None, seconds=100.0, clock=clock, hold=0.4).hold == 0.4

@@ -10,12 +10,17 @@ Shakespeare (1.06 M characters, 15 minutes, about 34 passes) it was best after
 3.5 minutes (1.599, about 8 passes) and rose to 1.681 by the end. So with more
 than ``MANY_PASSES`` expected passes the defaults become two layers, dropout
 ``DROPOUT``, Adam at ``LR`` and the ``cosine`` schedule over the budget (over
-the steps, or under ``--minutes`` over the time: the rate falls to
-``COSINE_FLOOR`` of itself as the time runs out), otherwise one layer,
+the steps, or under ``--minutes`` over the time: the full rate for
+``COSINE_HOLD`` of it, then down to ``COSINE_FLOOR`` of itself as the time
+runs out), otherwise one layer,
 dropout 0 and a constant 3e-3, as before. On Tiny Shakespeare, 15 minutes on a
 shared 2-core machine (about a third of it each): one layer with dropout
 0.2-0.25 levelled off at 1.584-1.585 (5,300-5,500 steps); two layers reached
-1.555 in 3,100 steps and were still improving (benchmarks/RESULTS.md).
+1.555 in 3,100 steps and were still improving (benchmarks/RESULTS.md). The
+hold: the best plateau-schedule run kept the full rate for about 40 % of its
+steps; a cosine from the start, on a machine whose first minutes were slow,
+had annealed to a third of the rate before most of its steps were taken and
+ended at 1.569 (benchmarks/RESULTS.md).
 
 Expected passes = characters the budget will process / training characters;
 under ``--minutes`` the characters are estimated at ``REFERENCE_CHARS_PER_S``,
@@ -31,6 +36,7 @@ REFERENCE_CHARS_PER_S = 40_000   # the main job's median training step, 2 Zen 5 
 MANY_PASSES = 12.0               # above this many passes, regularise
 SCHEDULE = "cosine"              # and anneal the rate over the budget
 COSINE_FLOOR = 0.05              # a time-budget cosine ends at this fraction of the rate
+COSINE_HOLD = 0.4                # after holding the full rate for this fraction of the time
 DROPOUT = 0.2                    # dropout then (on the recurrent output, between layers)
 LAYERS = 2                       # and a second layer, with a lower rate
 LR = 2e-3

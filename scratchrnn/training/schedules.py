@@ -7,7 +7,7 @@ a resumed run gets the same rates as an uninterrupted one.
     Constant      η_t = η
     StepDecay     η_t = η · γ^⌊t / step_size⌋
     Cosine        η_t = η_min + (η - η_min) · (1 + cos(π · min(t, T) / T)) / 2
-    BudgetCosine  the same with t / T replaced by s_t / S: seconds trained over the budget
+    BudgetCosine  the same over the time: t / T replaced by (s_t / S − h) / (1 − h), ≥ 0
     LinearWarmup  η_t = inner(t) · min(1, (t + 1) / W)
     Plateau       η_t = max(η_min, η · γ^k_t), k_t = cuts at evaluations before step t
 
@@ -76,28 +76,34 @@ class Cosine(Schedule):
 class BudgetCosine(Schedule):
     """Cosine over a time budget: the rate reaches ``min_lr`` when the budget is spent.
 
-    η_t = η_min + (η − η_min) · (1 + cos(π · min(1, s_t / S))) / 2, with s_t the
-    seconds trained before step t (``clock()``) and S the budget. At a steady pace
-    s_t / S = t / N̂ with N̂ = t · S / s_t, the number of steps the budget will hold
-    at the speed measured so far: this is :class:`Cosine` over that estimate,
-    renewed at every step, so a machine that slows down or speeds up mid-run still
-    ends the anneal when the time ends. ``clock`` is the trainer's
-    ``run_seconds`` (which counts resumed sessions too); tests pass their own.
+    η_t = η_min + (η − η_min) · (1 + cos(π · p_t)) / 2,
+    p_t = clip((s_t / S − h) / (1 − h), 0, 1),
+
+    with s_t the seconds trained before step t (``clock()``), S the budget and h
+    the fraction of it held at the full rate. At a steady pace s_t / S = t / N̂
+    with N̂ = t · S / s_t, the number of steps the budget will hold at the speed
+    measured so far: this is :class:`Cosine` over that estimate, renewed at every
+    step, so a machine that slows down or speeds up mid-run still ends the
+    anneal when the time ends. ``clock`` is the trainer's ``run_seconds`` (which
+    counts resumed sessions too); tests pass their own.
     """
 
     lr: float                              # η at the start
     seconds: float                         # S: the time budget
     min_lr: float = 0.0                    # η_min, reached at the end of the budget
     clock: Callable[[], float] | None = None   # seconds trained so far; None: not started
+    hold: float = 0.0                      # h: the fraction of S at the full rate
 
     def __post_init__(self) -> None:
         _positive("lr", self.lr)
         _positive("seconds", self.seconds)
+        if not 0.0 <= self.hold < 1.0:
+            raise ValueError(f"hold: expected a fraction in [0, 1), got {self.hold!r}")
 
     def progress(self) -> float:
-        """s_t / S, clamped to [0, 1]."""
+        """p_t: how far the anneal has gone, 0 until the hold ends, 1 at the budget."""
         spent = 0.0 if self.clock is None else float(self.clock())
-        return min(max(spent / self.seconds, 0.0), 1.0)
+        return min(max((spent / self.seconds - self.hold) / (1.0 - self.hold), 0.0), 1.0)
 
     def __call__(self, step: int) -> float:
         p = self.progress()
@@ -161,18 +167,18 @@ class Plateau(Schedule):
 def make_schedule(name: str, lr: float, total_steps: int | None, warmup_steps: int = 0,
                   min_lr: float = 0.0, step_size: int | None = None,
                   gamma: float = 0.1, seconds: float | None = None,
-                  clock: Callable[[], float] | None = None) -> Schedule:
+                  clock: Callable[[], float] | None = None, hold: float = 0.0) -> Schedule:
     """'constant' | 'cosine' | 'step' | 'plateau', optionally with linear warm-up.
 
     'cosine' anneals over ``total_steps``, or, when that is None, over ``seconds``
-    of training as read from ``clock`` (:class:`BudgetCosine`).
+    of training as read from ``clock``, after ``hold`` of them (:class:`BudgetCosine`).
     """
     if name == "constant":
         inner: Schedule = Constant(lr)
     elif name == "cosine" and total_steps is None:
         if seconds is None:
             raise ValueError("schedule 'cosine': needs total_steps or seconds (a known length)")
-        inner = BudgetCosine(lr, seconds, min_lr, clock)
+        inner = BudgetCosine(lr, seconds, min_lr, clock, hold)
     elif name == "cosine":
         inner = Cosine(lr, max(1, total_steps), min_lr)
     elif name == "step":
