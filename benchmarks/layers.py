@@ -42,7 +42,7 @@ SHAPES = {  # name: (T, B, I, H)
 }
 GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}   # scratchrnn.cells names
 IMPLS = ("ours", "portable", "torch", "naive", "ceiling")
-# also: "ours_openblas", the numba engine with NumPy's BLAS even where MKL is installed
+# also: "ours_mkl" (SCRATCHRNN_MKL=1: MKL's packed products) and "ours_openblas" (=0)
 LONG_IMPLS = ("ours", "ours_ckpt", "portable", "portable_ckpt")
 
 
@@ -174,8 +174,8 @@ def run_one(impl: str, cell: str, shape: str, args: argparse.Namespace) -> dict:
            "--dtype", args.dtype, "--threads", str(args.threads), "--backend", args.backend,
            "--repeats", str(args.repeats)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
-    if impl == "ours_openblas":
-        env["SCRATCHRNN_MKL"] = "0"
+    if impl in ("ours_openblas", "ours_mkl"):
+        env["SCRATCHRNN_MKL"] = "1" if impl == "ours_mkl" else "0"
     env["SCRATCHRNN_BENCH_CLOCK"] = args.clock
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           cwd=os.path.dirname(os.path.abspath(__file__)))

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         candidates["blis"] = blis.py
     except ImportError as err:
         print(f"# blis: not measured ({err})")
-    mkl = mkl_blas.load()
+    mkl = mkl_blas.load(enable=True)
     if mkl is None:
         print(f"# mkl: not measured ({mkl_blas.why_not()})")
     else:

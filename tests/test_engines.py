@@ -459,8 +459,9 @@ def test_numba_engine_with_and_without_mkl_equals_reference(cell, mkl, monkeypat
     from scratchrnn.backend import mkl_blas
     from scratchrnn.engines import fused
 
-    if mkl and mkl_blas.load() is None:
+    if mkl and mkl_blas.load(enable=True) is None:
         pytest.skip(f"MKL: {mkl_blas.why_not()}")
+    monkeypatch.setenv("SCRATCHRNN_MKL", "1" if mkl else "0")
     monkeypatch.setattr(fused.MklEager, "SMALL", 0)     # these small products through MKL too
     if not mkl:
         monkeypatch.setattr(fused.NumbaTarget, "mkl", staticmethod(lambda: None))

@@ -11,7 +11,7 @@ import pytest
 
 from scratchrnn.backend import mkl_blas
 
-MKL = mkl_blas.load()
+MKL = mkl_blas.load(enable=True)
 needs_mkl = pytest.mark.skipif(MKL is None, reason=f"MKL: {mkl_blas.why_not()}")
 
 
@@ -48,10 +48,11 @@ def test_packed_weight_reused_over_many_products(dtype, trans):
                                    rtol=1e-5 if dtype == "float32" else 1e-13, err_msg=str(t))
 
 
-def test_turned_off_by_the_environment():
+def test_off_unless_asked_for():
     code = ("from scratchrnn.backend import mkl_blas\n"
             "print(mkl_blas.load(), mkl_blas.why_not())")
-    env = dict(os.environ, SCRATCHRNN_MKL="0")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    assert out.strip() == "None turned off by SCRATCHRNN_MKL"
+    for value in ("", "0"):
+        env = dict(os.environ, SCRATCHRNN_MKL=value)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        assert out.strip() == "None off (set SCRATCHRNN_MKL=1 to use it)", value

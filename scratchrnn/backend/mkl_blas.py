@@ -8,11 +8,15 @@ copy is a large part of the call. MKL can pack a matrix once
 (``cblas_sgemm_compute``), which is what the numba engine uses when the
 ``mkl`` wheel is installed (``pip install scratchrnn[mkl]``).
 
-Nothing here is needed: :func:`load` returns None when the library cannot be
-found or loaded, and the callers then use NumPy's own BLAS. MKL takes NumPy's
-BLAS thread count when it loads, and :func:`~scratchrnn.backend.set_blas_threads`
-(the thread policy) sets both.
-``SCRATCHRNN_MKL=0`` turns MKL off. Row-major everywhere (CBLAS).
+It is **off unless ``SCRATCHRNN_MKL=1``**: a layer alone runs 1.1-1.2x faster
+with it, but a whole training job (``scratchrnn train``, whose head and
+optimizer use NumPy's OpenBLAS) ran 3x slower with 2 threads, MKL's OpenMP
+threads and OpenBLAS's threads spinning against each other on two cores
+(``benchmarks/RESULTS.md``). Nothing here is needed: :func:`load` returns None
+when MKL is off or cannot be loaded, and the callers use NumPy's own BLAS.
+MKL takes NumPy's BLAS thread count when it loads, and
+:func:`~scratchrnn.backend.set_blas_threads` (the thread policy) sets both.
+Row-major everywhere (CBLAS).
 """
 
 from __future__ import annotations
@@ -109,6 +113,7 @@ class MKL:
 
 
 _state: dict[str, Any] = {}
+ON = ("1", "true", "yes", "on")
 
 
 def _candidates() -> list[str]:
@@ -121,29 +126,33 @@ def _candidates() -> list[str]:
     return found
 
 
-def load(threads: Callable[[], int | None] | None = None) -> MKL | None:
-    """MKL, loaded once per process; None when absent, refused or turned off.
+def load(threads: Callable[[], int | None] | None = None, enable: bool | None = None
+         ) -> MKL | None:
+    """MKL, loaded once per process; None when off, absent or refused.
 
+    Off unless ``enable`` (None: the ``SCRATCHRNN_MKL`` variable is 1/true/yes/on).
     ``threads`` (at the first load): the thread count to start with, e.g. NumPy's
     BLAS's (:func:`~scratchrnn.backend.get_blas_threads`); None keeps MKL's own.
     """
+    if enable is None:
+        enable = os.environ.get("SCRATCHRNN_MKL", "").strip().lower() in ON
+    if not enable:
+        _state.setdefault("why", "off (set SCRATCHRNN_MKL=1 to use it)")
+        return None
     if "mkl" in _state:
         return _state["mkl"]
     mkl, why = None, "not installed (pip install scratchrnn[mkl])"
-    if os.environ.get("SCRATCHRNN_MKL", "").strip().lower() in ("0", "false", "no", "off"):
-        why = "turned off by SCRATCHRNN_MKL"
-    else:
-        for path in _candidates():
-            try:
-                lib = ctypes.CDLL(path)
-                # GNU OpenMP threads: the same runtime as the rest of a NumPy/numba process,
-                # no second OpenMP runtime that spins against the first.
-                lib.MKL_Set_Threading_Layer.argtypes = [_c_int]
-                lib.MKL_Set_Threading_Layer(_GNU if _has_gomp() else _SEQUENTIAL)
-                mkl = MKL(lib, path)
-                break
-            except (OSError, AttributeError) as err:
-                why = f"{path}: {err}"
+    for path in _candidates():
+        try:
+            lib = ctypes.CDLL(path)
+            # GNU OpenMP threads: the same runtime as the rest of a NumPy/numba process,
+            # no second OpenMP runtime that spins against the first.
+            lib.MKL_Set_Threading_Layer.argtypes = [_c_int]
+            lib.MKL_Set_Threading_Layer(_GNU if _has_gomp() else _SEQUENTIAL)
+            mkl = MKL(lib, path)
+            break
+        except (OSError, AttributeError) as err:
+            why = f"{path}: {err}"
     _state["mkl"], _state["why"] = mkl, why
     if mkl is not None and threads is not None:
         mkl.set_threads(threads() or mkl.get_threads())

@@ -5,7 +5,7 @@ engine         what it is
 =============  =============================================================
 ``reference``  the loop to read (``reference.py``), Array API only: any backend
 ``numba``      NumPy arrays, one fused numba kernel per step each way; with the
-               ``[mkl]`` extra its per-step products use MKL's packed W_hh
+               ``[mkl]`` extra and ``SCRATCHRNN_MKL=1``, MKL's packed W_hh
 ``cupy``       CuPy arrays, one fused CUDA kernel per step each way, eager
 ``cuda-graph`` CuPy arrays, the same loop captured once as a CUDA graph and
                replayed (``cuda_graph.py``); ``allow_tf32`` for TF32 products

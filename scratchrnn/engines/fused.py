@@ -24,9 +24,10 @@ What the driver does, for any cell (:func:`forward_ops`, :func:`backward_ops`):
 
 The operations go through an executor (``ex.gemm``, ``ex.launch``): the
 eager one runs each at once; the CUDA-graph engine's records them. On NumPy
-arrays with the ``mkl`` wheel installed, :class:`MklEager` does the products
-with MKL and packs W_hh once per call for the T per-step products (the
-driver marks them ``reused``); without it NumPy's BLAS does them all.
+arrays with the ``mkl`` wheel installed and ``SCRATCHRNN_MKL=1``,
+:class:`MklEager` does the products with MKL and packs W_hh once per call
+for the T per-step products (the driver marks them ``reused``); otherwise
+NumPy's BLAS does them all.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class NumbaTarget:
 
     @staticmethod
     def mkl() -> Any:
-        """MKL (``[mkl]`` extra), or None: then NumPy's own BLAS does the products."""
+        """MKL (``[mkl]`` extra, ``SCRATCHRNN_MKL=1``), or None: NumPy's BLAS does them."""
         from ..backend import get_blas_threads, mkl_blas
 
         return mkl_blas.load(threads=get_blas_threads)      # as many threads as NumPy's BLAS
