@@ -16,6 +16,7 @@ of forward + backward, 3·2·T·B·(I+H)·G·H; the ceiling is the float32 produ
 
     python benchmarks/layers.py [--shapes small,mid] [--cells lstm] [--rounds 3]
                                 [--threads 2] [--dtype float32] [--backend numpy|cupy]
+                                [--clock cpu --threads 1]  # CPU time: for a busy machine
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ SHAPES = {  # name: (T, B, I, H)
 }
 GATES = {"rnn_tanh": 1, "gru": 3, "lstm": 4}   # scratchrnn.cells names
 IMPLS = ("ours", "portable", "torch", "naive", "ceiling")
+# also: "ours_mkl" (SCRATCHRNN_MKL=1: MKL's packed products) and "ours_openblas" (=0)
 LONG_IMPLS = ("ours", "ours_ckpt", "portable", "portable_ckpt")
 
 
@@ -58,16 +60,23 @@ def _sync(backend: str) -> None:
         cupy.cuda.Device().synchronize()
 
 
+def _now() -> float:
+    """The benchmark's clock: wall time, or this process's CPU time (``--clock cpu``)."""
+    if os.environ.get("SCRATCHRNN_BENCH_CLOCK") == "cpu":
+        return time.process_time()
+    return time.perf_counter()
+
+
 def _time(fn, repeats: int, backend: str, warmup: int = 2) -> list[float]:
     for _ in range(warmup):
         fn()
     _sync(backend)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = _now()
         fn()
         _sync(backend)
-        times.append(time.perf_counter() - t0)
+        times.append(_now() - t0)
     return times
 
 
@@ -165,6 +174,9 @@ def run_one(impl: str, cell: str, shape: str, args: argparse.Namespace) -> dict:
            "--dtype", args.dtype, "--threads", str(args.threads), "--backend", args.backend,
            "--repeats", str(args.repeats)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    if impl in ("ours_openblas", "ours_mkl"):
+        env["SCRATCHRNN_MKL"] = "1" if impl == "ours_mkl" else "0"
+    env["SCRATCHRNN_BENCH_CLOCK"] = args.clock
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
                           cwd=os.path.dirname(os.path.abspath(__file__)))
     if proc.returncode != 0:
@@ -215,6 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     ap.add_argument("--backend", default="numpy", choices=("numpy", "cupy"))
+    ap.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                    help="cpu: process CPU time, steadier on a shared machine (with --threads 1)")
     ap.add_argument("--long", action="store_true",
                     help="T=2000: checkpointed BPTT (k = √T) vs the normal path")
     ap.add_argument("--json", default=None, help="also write raw results here")
@@ -239,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cells = [cell_name(c, GATES, "--cells") for c in cells]       # 'rnn' -> 'rnn_tanh'
     impls = args.impls.split(",")
+    print(f"load average before: {os.getloadavg()[0]:.2f}", file=sys.stderr, flush=True)
     runs: dict[tuple[str, str, str], list[dict]] = {}
     for shape in shapes:
         for cell in cells:
@@ -285,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
         print(blas_line + "\nmachine: " + json.dumps(machine_info()))
         return
 
-    lines = [f"backend {args.backend}, {args.dtype}, threads {args.threads}, "
+    lines = [f"backend {args.backend}, {args.dtype}, threads {args.threads}, {args.clock} clock, "
              f"{args.rounds} fresh processes x {args.repeats} steps per implementation", "",
              "| cell | shape | ours ms | GFLOP/s | of ceiling | portable ms | torch ms | naive ms "
              "| vs torch | vs naive | peak MB ours / naive | cached KB/step ours / naive |",
@@ -310,6 +325,26 @@ def main(argv: list[str] | None = None) -> None:
                 f"{fmt(med_ms('portable', cell, shape))} | {fmt(torch_ms)} | {fmt(naive_ms)} | "
                 f"{fmt(vs_t, '.2f')}x | {fmt(vs_n, '.2f')}x | {peak} | {cached} |")
     print("\n".join(lines))
+    # the ratio of each round (both in fresh processes, side by side): median [range]
+    ours_impls = [i for i in impls if i.startswith("ours") or i == "portable"]
+    if "torch" in impls and ours_impls:
+        ratio_lines = ["", "torch / ours per round, median [min-max]:", "",
+                       "| cell | shape | " + " | ".join(ours_impls) + " |",
+                       "|---|---|" + "---|" * len(ours_impls)]
+        for shape in shapes:
+            for cell in cells:
+                cols = []
+                for impl in ours_impls:
+                    pairs = list(zip(runs.get(("torch", cell, shape), []),
+                                     runs.get((impl, cell, shape), [])))
+                    r = sorted(statistics.median(t["times"]) / statistics.median(o["times"])
+                               for t, o in pairs)
+                    cols.append(f"{statistics.median(r):.2f}x [{r[0]:.2f}-{r[-1]:.2f}]"
+                                if r else "-")
+                ratio_lines.append(f"| {cell} | {shape} | " + " | ".join(cols) + " |")
+        lines += ratio_lines
+        print("\n".join(ratio_lines))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     print("\nceiling GFLOP/s: " + ", ".join(
         f"{c}/{s} {fmt(field('ceiling', c, s, 'gflops'), '.0f')}" for s in shapes for c in cells))
     print(blas_line + "\nmachine: " + json.dumps(machine_info()))

@@ -130,10 +130,11 @@ def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     t.add_argument("--optimizer", choices=("adam", "adamw", "sgd", "adagrad", "rmsprop"),
                    default="adam", help="optimizer")
     t.add_argument("--schedule", choices=("constant", "cosine", "step", "plateau"),
-                   default=None, help="learning-rate schedule; cosine/step need --steps; "
-                   "plateau halves the rate after 4 evaluations without a better validation "
-                   "loss (default: constant, or plateau when the budget covers more than 12 "
-                   "passes over the text)")
+                   default=None, help="learning-rate schedule; cosine anneals over --steps, "
+                   "or over the last 60%% of --minutes; step needs --steps; plateau halves the "
+                   "rate after 4 evaluations without a better validation loss (default: "
+                   "constant, or cosine when the budget covers more than 12 passes over the "
+                   "text)")
     t.add_argument("--warmup", type=int, default=0, help="linear warm-up steps")
     t.add_argument("--clip", type=float, default=5.0,
                    help="max global gradient norm; 0 = no clipping")
@@ -321,6 +322,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     from .models import LanguageModel
     from .training import distributed, make_optimizer, make_schedule
     from .training.checkpoint import load_checkpoint
+    from .training.defaults import COSINE_FLOOR, COSINE_HOLD
     from .training.files import check_writable_folder
     from .training.sampling import sample
     from .training.tasks import LanguageModelTask
@@ -328,7 +330,7 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
 
     given = set() if given is None else given
     warn = lambda message: _warn("train", message)  # noqa: E731
-    if args.schedule in ("cosine", "step") and args.steps is None:
+    if args.schedule == "step" and args.steps is None:
         raise ValueError(f"--schedule {args.schedule}: needs --steps (a known length)")
     if args.clip < 0:
         raise ValueError(f"--clip: expected a number >= 0, got {args.clip}")
@@ -398,7 +400,11 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
                  f"--text {text_arg}" if text_arg else "the corpus", warn)
     task = LanguageModelTask(train_ids, val_ids, batch_size, seq_len, backend)
     optimizer = make_optimizer(opt_name, model.named_parameters(), lr)
-    schedule = make_schedule(args.schedule, lr, steps or 1, args.warmup)
+    # cosine under --minutes: over the time budget, as the ranks agree it is spent
+    schedule = make_schedule(
+        args.schedule, lr, steps, args.warmup, seconds=None if minutes is None else minutes * 60,
+        min_lr=lr * COSINE_FLOOR if steps is None else 0.0, hold=COSINE_HOLD,
+        clock=lambda: comm.sum_floats([trainer.run_seconds()])[0] / comm.size)
     cell = model.config["cell"]
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,
                          clip=args.clip or None, eval_every=args.eval_every,

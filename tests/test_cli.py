@@ -91,7 +91,7 @@ def test_bad_arguments_one_line(argv, message, capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["train", "--text", "/no/such/file.txt"], "--text: no file at /no/such/file.txt"),
-    (["train", "--schedule", "cosine"], "--schedule cosine: needs --steps"),
+    (["train", "--schedule", "step"], "--schedule step: needs --steps"),
     (["sample", "/no/such.npz"], "no file at /no/such.npz"),
 ])
 def test_runtime_errors_one_line(argv, message, capsys):

@@ -21,12 +21,12 @@ def test_expected_passes():
 
 @pytest.mark.parametrize("chars, steps, minutes, dropout, schedule", [
     (EMBEDDED, None, 2.0, 0.0, "constant"),         # the default run: about 11 passes
-    (EMBEDDED, None, 5.0, 0.2, "plateau"),          # 27 passes
+    (EMBEDDED, None, 5.0, 0.2, "cosine"),          # 27 passes
     (SHAKESPEARE, None, 2.0, 0.0, "constant"),      # 4.5 passes
-    (SHAKESPEARE, None, 15.0, 0.2, "plateau"),      # 34 passes: it overfitted without
+    (SHAKESPEARE, None, 15.0, 0.2, "cosine"),      # 34 passes: it overfitted without
     (SHAKESPEARE, 500, None, 0.0, "constant"),
     (SHAKESPEARE, 5000, None, 0.0, "constant"),     # 9.7 passes
-    (SHAKESPEARE, 8000, None, 0.2, "plateau"),      # 15.5 passes
+    (SHAKESPEARE, 8000, None, 0.2, "cosine"),      # 15.5 passes
 ])
 def test_budget_defaults(chars, steps, minutes, dropout, schedule):
     got = budget_defaults(chars, 32, 64, steps, minutes)
@@ -54,13 +54,13 @@ def test_many_passes_regularise_unless_the_user_chose(tmp_path, text_file, capsy
     assert train(text_file, tmp_path / "a", "--steps", "40") == 0
     config = load_checkpoint(tmp_path / "a" / "checkpoint.npz").model_config
     assert (config["dropout"], config["num_layers"]) == (0.0, 1)
-    # 800 steps: about 20 passes -> 2 layers, lr 2e-3, dropout 0.2, plateau, and it says so
+    # 800 steps: about 20 passes -> 2 layers, lr 2e-3, dropout 0.2, cosine, and it says so
     assert train(text_file, tmp_path / "b", "--steps", "800", "--eval-every", "200") == 0
     ck = load_checkpoint(tmp_path / "b" / "checkpoint.npz")
     assert (ck.model_config["dropout"], ck.model_config["num_layers"]) == (0.2, 2)
     assert ck.info["run"]["lr"] == 2e-3
     assert ("defaults for 20 passes over the text (800 steps): 2 layers, learning rate 0.002, "
-            "dropout 0.2, plateau schedule") in capsys.readouterr().out
+            "dropout 0.2, cosine schedule") in capsys.readouterr().out
     assert train(text_file, tmp_path / "c", "--steps", "800", "--eval-every", "200",
                  "--dropout", "0", "--schedule", "constant", "--layers", "1",
                  "--lr", "0.003") == 0
@@ -71,6 +71,15 @@ def test_many_passes_regularise_unless_the_user_chose(tmp_path, text_file, capsy
 
 def test_plateau_with_minutes_is_accepted(tmp_path, text_file):
     assert train(text_file, tmp_path / "m", "--minutes", "0.005", "--schedule", "plateau") == 0
+
+
+def test_cosine_with_minutes_anneals_over_the_time(tmp_path, text_file):
+    """--schedule cosine under --minutes: the rate falls as the time is spent."""
+    assert train(text_file, tmp_path / "c", "--minutes", "0.01", "--schedule", "cosine",
+                 "--lr", "0.01") == 0
+    lr = json.loads((tmp_path / "c" / "history.json").read_text())["lr"]
+    assert len(lr) > 3 and lr[0] > lr[-1] >= 0.01 * 0.05
+    assert all(a >= b for a, b in zip(lr, lr[1:]))
 
 
 def test_plateau_resume_gets_the_same_rates(tmp_path, text_file):

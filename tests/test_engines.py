@@ -432,6 +432,63 @@ def test_without_numba_everything_still_runs():
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+def test_a_numba_that_fails_to_import_gives_the_reference_engine(tmp_path):
+    """Installed but broken (say, built for another NumPy): 'auto' still runs, on reference."""
+    fake = tmp_path / "numba"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise ImportError('numba built for another NumPy')\n")
+    code = (
+        "import numpy as np, scratchrnn as sr\n"
+        "from scratchrnn import engines\n"
+        "assert engines.available_engines() == ['reference'], engines.available_engines()\n"
+        "m = sr.GRU(4, 5); x = np.ones((3, 2, 4), np.float32)\n"
+        "out, _ = m(x); m.backward(np.ones_like(out))\n"
+        "assert m.engine_for(x).name == 'reference'\n"
+        "print('ok')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(tmp_path), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="needs numba")
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+@pytest.mark.parametrize("mkl", [False, True], ids=["numpy-blas", "mkl"])
+def test_numba_engine_with_and_without_mkl_equals_reference(cell, mkl, monkeypatch):
+    """Both product paths of the numba engine (NumPy's BLAS; MKL with W_hh packed once)."""
+    from scratchrnn.backend import mkl_blas
+    from scratchrnn.engines import fused
+
+    if mkl and mkl_blas.load(enable=True) is None:
+        pytest.skip(f"MKL: {mkl_blas.why_not()}")
+    monkeypatch.setenv("SCRATCHRNN_MKL", "1" if mkl else "0")
+    monkeypatch.setattr(fused.MklEager, "SMALL", 0)     # these small products through MKL too
+    if not mkl:
+        monkeypatch.setattr(fused.NumbaTarget, "mkl", staticmethod(lambda: None))
+    import scratchrnn as sr
+
+    cls = {"lstm": sr.LSTM, "gru": sr.GRU, "rnn_tanh": sr.RNN}[cell]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((7, 5, 6))
+    d_out = rng.standard_normal((7, 5, 2 * 4))
+    got = {}
+    for engine in ("reference", "numba"):
+        layer = cls(6, 4, num_layers=2, bidirectional=True, dtype="float64", engine=engine)
+        layer.load_state_dict({k: rng.standard_normal(v.shape) * 0.5
+                               for k, v in layer.state_dict().items()}
+                              if engine == "reference" else got["state"])
+        got.setdefault("state", layer.state_dict())
+        out, _ = layer(x)
+        layer.zero_grad()
+        dx, _ = layer.backward(d_out)
+        got[engine] = (out, dx, {k: p.grad for k, p in layer.named_parameters()})
+    ref, fast = got["reference"], got["numba"]
+    np.testing.assert_allclose(fast[0], ref[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(fast[1], ref[1], rtol=1e-11, atol=1e-12)
+    for k in ref[2]:
+        np.testing.assert_allclose(fast[2][k], ref[2][k], rtol=1e-10, atol=1e-12, err_msg=k)
+
+
 @pytest.mark.parametrize("engine", ["reference"] + (["numba"] if HAS_NUMBA else []))
 @pytest.mark.parametrize("shape", [(0, 3), (4, 0)], ids=["T=0", "B=0"])
 @pytest.mark.parametrize("every", [None, 2])

@@ -7,6 +7,7 @@ import math
 import pytest
 
 from scratchrnn.training.schedules import (
+    BudgetCosine,
     Constant,
     Cosine,
     LinearWarmup,
@@ -108,3 +109,80 @@ def test_plateau_from_make_schedule_has_a_floor():
         s.observe(step, 1.0)               # never better: a cut every `patience` evaluations
     assert len(s.cuts) > 3
     assert s(10_000) == pytest.approx(2e-3 / 8)
+
+
+class FakeClock:
+    """Seconds trained so far, set by the test (no wall clock)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_budget_cosine_follows_the_time_spent():
+    clock = FakeClock()
+    s = BudgetCosine(1.0, seconds=100.0, min_lr=0.1, clock=clock)
+    rates = []
+    for now in (0.0, 25.0, 50.0, 100.0, 250.0):
+        clock.now = now
+        rates.append(s(step=7))                       # the step number does not matter
+    assert rates == pytest.approx([1.0, 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)),
+                                   0.55, 0.1, 0.1])
+
+
+def test_budget_cosine_is_cosine_over_the_steps_the_pace_predicts():
+    """At a steady 0.25 s a step, a 100 s budget holds 400 steps: the same rates."""
+    clock = FakeClock()
+    budget, by_steps = BudgetCosine(2e-3, 100.0, 1e-4, clock), Cosine(2e-3, 400, 1e-4)
+    for t in range(0, 420, 7):
+        clock.now = 0.25 * t
+        assert budget(t) == pytest.approx(by_steps(t))
+
+
+def test_budget_cosine_ends_with_the_time_when_the_pace_changes():
+    """Twice as slow after half the budget: fewer steps, and the anneal still ends at the end."""
+    clock, rates = FakeClock(), []
+    s = BudgetCosine(1.0, 100.0, 0.05, clock)
+    t = 0
+    while clock.now < 100.0:
+        rates.append(s(t))
+        clock.now += 0.25 if clock.now < 50.0 else 0.5
+        t += 1
+    assert t == 300                                   # 200 fast steps + 100 slow ones
+    assert rates[200] == pytest.approx(0.525)         # half the time: half way down
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[-1] == pytest.approx(0.05, abs=1e-4)
+
+
+def test_budget_cosine_before_it_has_a_clock_and_bad_values():
+    assert BudgetCosine(0.5, 10.0)(0) == 0.5         # not started: the full rate
+    with pytest.raises(ValueError, match="seconds"):
+        BudgetCosine(0.5, 0.0)
+    with pytest.raises(ValueError, match="lr"):
+        BudgetCosine(-1.0, 10.0)
+
+
+def test_make_schedule_cosine_over_a_time_budget():
+    clock = FakeClock()
+    s = make_schedule("cosine", 1.0, None, seconds=60.0, min_lr=0.1, clock=clock)
+    assert isinstance(s, BudgetCosine)
+    clock.now = 30.0
+    assert s(3) == pytest.approx(0.55)
+    assert isinstance(make_schedule("cosine", 1.0, 100, seconds=60.0), Cosine)  # steps win
+    with pytest.raises(ValueError, match="total_steps or seconds"):
+        make_schedule("cosine", 1.0, None)
+
+
+def test_budget_cosine_holds_the_full_rate_first():
+    """hold 0.4: the full rate for 40 % of the time, then the cosine over the other 60 %."""
+    clock = FakeClock()
+    s = BudgetCosine(1.0, 100.0, 0.1, clock, hold=0.4)
+    for now, want in ((0.0, 1.0), (39.0, 1.0), (40.0, 1.0), (70.0, 0.55), (100.0, 0.1),
+                      (130.0, 0.1)):
+        clock.now = now
+        assert s(0) == pytest.approx(want), now
+    with pytest.raises(ValueError, match="hold"):
+        BudgetCosine(1.0, 100.0, hold=1.0)
+    assert make_schedule("cosine", 1.0, None, seconds=100.0, clock=clock, hold=0.4).hold == 0.4

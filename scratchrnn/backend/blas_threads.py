@@ -202,6 +202,11 @@ def set_blas_threads(n: int) -> None:
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"threads: expected a positive integer, got {n!r}")
     _remember_own_count()
+    from . import mkl_blas
+
+    mkl = mkl_blas.loaded()            # the engines' MKL products follow the same count
+    if mkl is not None:
+        mkl.set_threads(n)
     api = _openblas_api()
     if api is not None:
         api[0](n)

@@ -4,7 +4,8 @@
 engine         what it is
 =============  =============================================================
 ``reference``  the loop to read (``reference.py``), Array API only: any backend
-``numba``      NumPy arrays, one fused numba kernel per step each way (``[fast]``)
+``numba``      NumPy arrays, one fused numba kernel per step each way; with the
+               ``[mkl]`` extra and ``SCRATCHRNN_MKL=1``, MKL's packed W_hh
 ``cupy``       CuPy arrays, one fused CUDA kernel per step each way, eager
 ``cuda-graph`` CuPy arrays, the same loop captured once as a CUDA graph and
                replayed (``cuda_graph.py``); ``allow_tf32`` for TF32 products
@@ -70,7 +71,7 @@ def get_engine(name: str, allow_tf32: bool | None = None) -> Engine:
 
         target = NumbaTarget() if name == "numba" else CupyTarget()
         if not target.available():
-            hint = ("pip install scratchrnn[fast]" if name == "numba"
+            hint = ("numba does not import: pip install numba" if name == "numba"
                     else "pip install scratchrnn[cuda12] (or [cuda13]) and a CUDA GPU")
             raise RuntimeError(f"engine {name!r} is not available here ({hint})")
         if name == "cuda-graph":

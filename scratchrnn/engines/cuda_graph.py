@@ -67,8 +67,8 @@ class Recorder:
         self.xp = xp
         self.ops: list[tuple] = []
 
-    def gemm(self, c: Any, a: Any, b: Any, trans_a: bool = False, trans_b: bool = False
-             ) -> None:
+    def gemm(self, c: Any, a: Any, b: Any, trans_a: bool = False, trans_b: bool = False,
+             reused: bool = False) -> None:
         self.ops.append(("gemm", c, a, b, trans_a, trans_b))
 
     def launch(self, fn: Any, *args: Any) -> None:

@@ -23,7 +23,11 @@ What the driver does, for any cell (:func:`forward_ops`, :func:`backward_ops`):
   of ones after the loop.
 
 The operations go through an executor (``ex.gemm``, ``ex.launch``): the
-eager one runs each at once; the CUDA-graph engine's records them.
+eager one runs each at once; the CUDA-graph engine's records them. On NumPy
+arrays with the ``mkl`` wheel installed and ``SCRATCHRNN_MKL=1``,
+:class:`MklEager` does the products with MKL and packs W_hh once per call
+for the T per-step products (the driver marks them ``reused``); otherwise
+NumPy's BLAS does them all.
 """
 
 from __future__ import annotations
@@ -48,14 +52,26 @@ class NumbaTarget:
 
     @staticmethod
     def available() -> bool:
+        """numba imports here (installed is not enough: a numba built for another NumPy
+        fails at import, and then the reference engine runs)."""
         try:
-            return importlib.util.find_spec("numba") is not None
-        except (ImportError, ValueError):  # e.g. sys.modules["numba"] = None
+            if importlib.util.find_spec("numba") is None:
+                return False
+            import numba  # noqa: F401
+            return True
+        except Exception:  # ImportError, or sys.modules["numba"] = None (ValueError)
             return False
 
     @staticmethod
     def owns(x: Any) -> bool:
         return isinstance(x, np.ndarray)
+
+    @staticmethod
+    def mkl() -> Any:
+        """MKL (``[mkl]`` extra, ``SCRATCHRNN_MKL=1``), or None: NumPy's BLAS does them."""
+        from ..backend import get_blas_threads, mkl_blas
+
+        return mkl_blas.load(threads=get_blas_threads)      # as many threads as NumPy's BLAS
 
     @staticmethod
     def kernels(cell: CellSpec) -> Any:
@@ -83,6 +99,10 @@ class CupyTarget:
     @staticmethod
     def owns(x: Any) -> bool:
         return type(x).__module__.startswith("cupy")
+
+    @staticmethod
+    def mkl() -> None:
+        return None
 
     @property
     def xp(self) -> Any:
@@ -112,13 +132,46 @@ class Eager:
     def __init__(self, xp: Any) -> None:
         self.xp = xp
 
-    def gemm(self, c: Any, a: Any, b: Any, trans_a: bool = False, trans_b: bool = False
-             ) -> None:
-        """c = op(a) @ op(b), every array 2-D and row-major; op = transpose if asked."""
+    def gemm(self, c: Any, a: Any, b: Any, trans_a: bool = False, trans_b: bool = False,
+             reused: bool = False) -> None:
+        """c = op(a) @ op(b), every array 2-D and row-major; op = transpose if asked.
+
+        ``reused`` marks a right operand that the same call multiplies by again and
+        again (W_hh at every step): an executor may prepare it once.
+        """
         self.xp.matmul(a.T if trans_a else a, b.T if trans_b else b, out=c)
 
     def launch(self, fn: Any, *args: Any) -> None:
         fn(*args)
+
+
+class MklEager(Eager):
+    """Eager on NumPy arrays with MKL's products; a ``reused`` operand is packed once.
+
+    One executor lives for one forward or one backward call, so a packed W_hh
+    never outlives the weights it was packed from.
+    """
+
+    SMALL = 1 << 20    # M·N·K below this: NumPy's call costs less than the ctypes one
+
+    def __init__(self, mkl: Any) -> None:
+        super().__init__(np)
+        self.mkl = mkl
+        self.packed: dict[tuple[int, bool, int], Any] = {}
+
+    def gemm(self, c: Any, a: Any, b: Any, trans_a: bool = False, trans_b: bool = False,
+             reused: bool = False) -> None:
+        K = a.shape[0] if trans_a else a.shape[1]
+        if c.size * K < self.SMALL or not (
+                c.flags.c_contiguous and a.flags.c_contiguous and b.flags.c_contiguous
+                and c.dtype == a.dtype == b.dtype):
+            return super().gemm(c, a, b, trans_a, trans_b)
+        if reused and not trans_a:
+            key = (id(b), trans_b, c.shape[0])
+            if key not in self.packed:
+                self.packed[key] = self.mkl.pack_b(b, trans_b, c.shape[0])
+            return self.mkl.gemm_packed(c, a, self.packed[key])
+        self.mkl.gemm(c, a, b, trans_a, trans_b)
 
 
 # --------------------------------------------------------------------------- #
@@ -189,11 +242,11 @@ def forward_ops(ex: Any, target: Any, cell: CellSpec, f: Forward, w: Weights, re
     hout = f.m if cell.projection else f.out
     for t in (range(T - 1, -1, -1) if reverse else range(T)):
         rp, wp = (t + 1, t) if reverse else (t, t + 1)
-        ex.gemm(f.hw, f.states[0][rp], w.w_hh_t)                           # (B, G·H)
+        ex.gemm(f.hw, f.states[0][rp], w.w_hh_t, reused=True)              # (B, G·H)
         ex.launch(kern.forward_step, t, f.xw, hw3, w.b_ih, w.b_hh, *f.states, rp, wp,
                   *f.caches, hout, f.mask, f.use_mask)
         if cell.projection:                                                 # h = m W_hr^T
-            ex.gemm(f.states[0][wp], f.m[t], w.w_hr_t)
+            ex.gemm(f.states[0][wp], f.m[t], w.w_hr_t, reused=True)
             ex.launch(target.shared().finish_projection, t, f.states[0], rp, wp, f.out,
                       f.mask, f.use_mask)
 
@@ -267,11 +320,11 @@ def backward_ops(ex: Any, target: Any, cell: CellSpec, f: Forward, b: Backward, 
         if cell.projection:                                       # ∂L/∂m = δ W_hr
             ex.launch(target.shared().carry_in_step, t, b.dh_rec, b.dh_res, b.delta, b.dout,
                       b.has_dout, f.mask, f.use_mask, b.rec)
-            ex.gemm(b.dm, b.delta, w.w_hr)
+            ex.gemm(b.dm, b.delta, w.w_hr, reused=True)
         ex.launch(kern.backward_step, t, b.dh_rec, b.dh_res, *b.d_other, b.dout, b.has_dout,
                   *f.states, rp, *f.caches, b.dm, b.da_x, b.da_h, b.db_x, b.db_h, f.mask,
                   f.use_mask, b.rec, b.keep)
-        ex.gemm(b.dh_rec, b.da_h[t].reshape(Bn, G * H), w.w_hh)       # (B, P)
+        ex.gemm(b.dh_rec, b.da_h[t].reshape(Bn, G * H), w.w_hh, reused=True)   # (B, P)
 
     h_prev = f.states[0][1:] if reverse else f.states[0][:-1]         # (T, B, P)
     da_x, da_h = b.da_x.reshape(T * Bn, G * H), b.da_h.reshape(T * Bn, G * H)
@@ -327,6 +380,11 @@ class FusedEngine(Engine):
         self.target = target
         self.name = target.name
 
+    def executor(self) -> Eager:
+        """MKL's products (W_hh packed once per call) where the target has them, else xp's."""
+        mkl = self.target.mkl() if hasattr(self.target, "mkl") else None
+        return Eager(self.target.xp) if mkl is None else MklEager(mkl)
+
     def supports(self, x: Any) -> bool:
         return (self.target.owns(x) and getattr(x, "ndim", 0) == 3
                 and str(x.dtype) in ("float32", "float64"))
@@ -361,7 +419,7 @@ class FusedEngine(Engine):
             m=xp.empty((T, Bn, H), dtype=dt) if cell.projection else None,
             mask=xp.ascontiguousarray(mask[:, :, 0]) if use_mask else xp.ones((1, 1), bool),
             use_mask=use_mask, H=H)
-        forward_ops(Eager(xp), self.target, cell, f, w, reverse)
+        forward_ops(self.executor(), self.target, cell, f, w, reverse)
         last = 0 if reverse else T
         final = tuple(s[last].copy() for s in f.states)   # copies: a view keeps the tape alive
         f.xw = f.hw = None                                # scratch: free it before backward
@@ -377,7 +435,7 @@ class FusedEngine(Engine):
         b.dh_rec[...] = dcarry[0]
         for d, src in zip(b.d_other, dcarry[1:]):
             d[...] = src
-        backward_ops(Eager(xp), self.target, cell, f, b, w, tape.reverse)
+        backward_ops(self.executor(), self.target, cell, f, b, w, tape.reverse)
         if record:
             tape.hidden_grads = b.rec
         return b.dx, (b.dh_rec, *b.d_other), finish_grads(b, cell, copy=False)

@@ -7,6 +7,7 @@ a resumed run gets the same rates as an uninterrupted one.
     Constant      η_t = η
     StepDecay     η_t = η · γ^⌊t / step_size⌋
     Cosine        η_t = η_min + (η - η_min) · (1 + cos(π · min(t, T) / T)) / 2
+    BudgetCosine  the same over the time: t / T replaced by (s_t / S − h) / (1 − h), ≥ 0
     LinearWarmup  η_t = inner(t) · min(1, (t + 1) / W)
     Plateau       η_t = max(η_min, η · γ^k_t), k_t = cuts at evaluations before step t
 
@@ -18,6 +19,7 @@ history it loaded, so it too gets the same rates as an uninterrupted run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -72,6 +74,44 @@ class Cosine(Schedule):
     def __call__(self, step: int) -> float:
         frac = min(step, self.total_steps) / self.total_steps
         return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+@dataclass
+class BudgetCosine(Schedule):
+    """Cosine over a time budget: the rate reaches ``min_lr`` when the budget is spent.
+
+    η_t = η_min + (η − η_min) · (1 + cos(π · p_t)) / 2,
+    p_t = clip((s_t / S − h) / (1 − h), 0, 1),
+
+    with s_t the seconds trained before step t (``clock()``), S the budget and h
+    the fraction of it held at the full rate. At a steady pace s_t / S = t / N̂
+    with N̂ = t · S / s_t, the number of steps the budget will hold at the speed
+    measured so far: this is :class:`Cosine` over that estimate, renewed at every
+    step, so a machine that slows down or speeds up mid-run still ends the
+    anneal when the time ends. ``clock`` is the trainer's ``run_seconds`` (which
+    counts the time before a resume too); tests pass their own.
+    """
+
+    lr: float                              # η at the start
+    seconds: float                         # S: the time budget
+    min_lr: float = 0.0                    # η_min, reached at the end of the budget
+    clock: Callable[[], float] | None = None   # seconds trained so far; None: not started
+    hold: float = 0.0                      # h: the fraction of S at the full rate
+
+    def __post_init__(self) -> None:
+        _positive("lr", self.lr)
+        _positive("seconds", self.seconds)
+        if not 0.0 <= self.hold < 1.0:
+            raise ValueError(f"hold: expected a fraction in [0, 1), got {self.hold!r}")
+
+    def progress(self) -> float:
+        """p_t: how far the anneal has gone, 0 until the hold ends, 1 at the budget."""
+        spent = 0.0 if self.clock is None else float(self.clock())
+        return min(max((spent / self.seconds - self.hold) / (1.0 - self.hold), 0.0), 1.0)
+
+    def __call__(self, step: int) -> float:
+        p = self.progress()
+        return self.min_lr + (self.lr - self.min_lr) * 0.5 * (1.0 + math.cos(math.pi * p))
 
 
 @dataclass(frozen=True)
@@ -129,16 +169,25 @@ class Plateau(Schedule):
         return max(self.min_lr, self.lr * self.factor ** k)
 
 
-def make_schedule(name: str, lr: float, total_steps: int, warmup_steps: int = 0,
+def make_schedule(name: str, lr: float, total_steps: int | None, warmup_steps: int = 0,
                   min_lr: float = 0.0, step_size: int | None = None,
-                  gamma: float = 0.1) -> Schedule:
-    """'constant' | 'cosine' | 'step', optionally with linear warm-up."""
+                  gamma: float = 0.1, seconds: float | None = None,
+                  clock: Callable[[], float] | None = None, hold: float = 0.0) -> Schedule:
+    """'constant' | 'cosine' | 'step' | 'plateau', optionally with linear warm-up.
+
+    'cosine' anneals over ``total_steps``, or, when that is None, over ``seconds``
+    of training as read from ``clock``, after ``hold`` of them (:class:`BudgetCosine`).
+    """
     if name == "constant":
         inner: Schedule = Constant(lr)
+    elif name == "cosine" and total_steps is None:
+        if seconds is None:
+            raise ValueError("schedule 'cosine': needs total_steps or seconds (a known length)")
+        inner = BudgetCosine(lr, seconds, min_lr, clock, hold)
     elif name == "cosine":
         inner = Cosine(lr, max(1, total_steps), min_lr)
     elif name == "step":
-        inner = StepDecay(lr, step_size or max(1, total_steps // 3), gamma)
+        inner = StepDecay(lr, step_size or max(1, (total_steps or 3) // 3), gamma)
     elif name == "plateau":     # floored at η/8: three cuts at most, never a stalled run
         inner = Plateau(lr, min_lr=min_lr or lr / 8)
     else:
