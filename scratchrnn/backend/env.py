@@ -1,6 +1,6 @@
 """The package's on/off environment variables (``SCRATCHRNN_CHECK_FINITE``,
 ``SCRATCHRNN_NCCL``, ``SCRATCHRNN_TUNE_BLAS``, ``SCRATCHRNN_FAST``,
-``SCRATCHRNN_DEBUG``), read one way: ``1 true yes on`` / ``0 false no off``
+``SCRATCHRNN_DEBUG``, ``SCRATCHRNN_MKL``), read one way: ``1 true yes on`` / ``0 false no off``
 (any case), unset or empty for the default. Any other value is a ValueError
 that names the variable. Standard library only (``blas_tuning`` reads its
 variable before NumPy loads).

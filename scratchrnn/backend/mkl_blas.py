@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from .env import env_flag
+
 _ROW_MAJOR, _NO_TRANS, _TRANS, _PACKED = 101, 111, 112, 151
 _B_MATRIX = 162
 _SEQUENTIAL, _GNU = 1, 3            # MKL_THREADING_* for MKL_Set_Threading_Layer
@@ -115,7 +117,6 @@ class MKL:
 
 
 _state: dict[str, Any] = {}
-ON = ("1", "true", "yes", "on")
 
 
 def _candidates() -> list[str]:
@@ -137,7 +138,7 @@ def load(threads: Callable[[], int | None] | None = None, enable: bool | None = 
     BLAS's (:func:`~scratchrnn.backend.get_blas_threads`); None keeps MKL's own.
     """
     if enable is None:
-        enable = os.environ.get("SCRATCHRNN_MKL", "").strip().lower() in ON
+        enable = env_flag("SCRATCHRNN_MKL", False)
     if not enable:
         _state.setdefault("why", "off (set SCRATCHRNN_MKL=1 to use it)")
         return None
