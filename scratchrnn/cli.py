@@ -403,7 +403,8 @@ def cmd_train(args: argparse.Namespace, given: set[str] | None = None) -> int:
     # cosine under --minutes: over the time budget, as the ranks agree it is spent
     schedule = make_schedule(
         args.schedule, lr, steps, args.warmup, seconds=None if minutes is None else minutes * 60,
-        min_lr=lr * COSINE_FLOOR if steps is None else 0.0, hold=COSINE_HOLD,
+        min_lr=lr * COSINE_FLOOR if args.schedule == "cosine" and steps is None else 0.0,
+        hold=COSINE_HOLD,
         clock=lambda: comm.sum_floats([trainer.run_seconds()])[0] / comm.size)
     cell = model.config["cell"]
     config = TrainConfig(max_steps=steps, max_seconds=None if minutes is None else minutes * 60,

@@ -69,8 +69,17 @@ def test_many_passes_regularise_unless_the_user_chose(tmp_path, text_file, capsy
     assert "defaults for" not in capsys.readouterr().out
 
 
-def test_plateau_with_minutes_is_accepted(tmp_path, text_file):
+def test_plateau_with_minutes_is_accepted(tmp_path, text_file, monkeypatch):
+    """...and keeps its own floor (η/8): the time-budget cosine's floor is the cosine's."""
+    from scratchrnn import training
+
+    made = []
+    real = training.make_schedule
+    monkeypatch.setattr(training, "make_schedule",
+                        lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     assert train(text_file, tmp_path / "m", "--minutes", "0.005", "--schedule", "plateau") == 0
+    (schedule,) = made
+    assert schedule.min_lr == schedule.lr / 8
 
 
 def test_cosine_with_minutes_anneals_over_the_time(tmp_path, text_file):
